@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine (README, "Quick start"):
+#   make demo   installs into .venv, simulates the demo data, trains, samples, scores
+#   make test   installs into .venv and runs the whole test suite on all three backends
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[torch,plot,test,oracle]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nbgan demo
+
+# Everything runs on TensorFlow (the default backend); tests marked `backends`
+# (models, train steps, data pipeline) run again on JAX and PyTorch.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backends tests
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m backends tests
+
+bench: $(STAMP)
+	$(BIN)/nbgan bench

@@ -1,0 +1,287 @@
+"""Run settings: frozen dataclasses loaded from TOML by a strict loader.
+
+Architecture settings become constructor arguments of the models (so a saved
+model carries them); everything else a run needs (data, transform, pyramid,
+training and sampling settings) lives here. An unknown key, a wrong type or
+inconsistent sizes raise `InputError` naming the key.
+
+Sizes are in voxels, box sizes in Mpc/h. Scales follow the thesis: level 1 is
+the full-resolution cube I1 (`pyramid.sizes[0]` per side), level 3 the
+coarsest I3 (`pyramid.sizes[-1]`). M3 makes I3 whole; M2 and M1 up-scale
+patch by patch; Mu is the uni-scale baseline at level 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgan_app.errors import InputError
+
+SCALES = ("3", "2", "1", "uni")
+ARCHITECTURES = ("dcgan", "inception", "inception_residual")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """A particle-mesh simulation suite (jaxpm), LambdaCDM at z = 0."""
+
+    cache: str  # directory the count cubes are written to (relative to the config's project root)
+    boxes: int = 8
+    particles: int = 64  # particles per side
+    mesh: int = 64  # PM mesh cells per side
+    grid: int = 64  # count-cube cells per side
+    box_size: float = 100.0  # Mpc/h
+    steps: int = 20  # kick-drift-kick steps from a = a_start to a = 1
+    a_start: float = 0.1
+    seed: int = 0  # box i uses seed + i
+    omega_m: float = 0.276
+    sigma8: float = 0.811
+    h: float = 0.7
+    n_s: float = 0.961
+    omega_b: float = 0.046
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the cubes come from: a directory of cube files, or a simulation."""
+
+    dir: str | None = None
+    box_size: float | None = None  # Mpc/h, for files without the attribute
+    held_out: int = 2  # the last cubes (sorted order) are kept for evaluation only
+    simulation: SimulationConfig | None = None
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Point-wise count transform: thesis eqs. 4.1-4.4, or the released variant."""
+
+    kind: str = "thesis"  # "thesis" | "released"
+    c: float = 8000.0
+    scale: float = 6.0
+
+
+@dataclass(frozen=True)
+class PyramidConfig:
+    """Cube sides per level, finest first (I1, I2, I3), and the patch side of M2/M1/Mu."""
+
+    sizes: tuple[int, ...] = (256, 64, 32)
+    patch: int = 32
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one scale's generator and critic (becomes constructor arguments)."""
+
+    architecture: str = "inception"  # "dcgan" | "inception" | "inception_residual"
+    generator_filters: tuple[int, ...] = (64, 64, 64, 64, 64, 64, 64, 1)
+    generator_strides: tuple[int, ...] = ()  # M3 only: transposed-conv strides
+    critic_filters: tuple[int, ...] = (64, 64, 32, 16, 8, 2)
+    critic_strides: tuple[int, ...] = (2, 2, 2, 1, 1, 1)
+    critic_dense: tuple[int, ...] = (64, 16)
+    latent_dim: int = 100  # M3 only
+    dense_units: int = 64  # M3 only: width after the first dense layer
+    initial_size: int = 2  # M3 only: side of the reshaped dense output
+    kernel_sizes: tuple[int, ...] = (1, 3, 5)
+    output_activation: str = "relu"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """WGAN-GP optimisation and logging."""
+
+    steps: int = 1000  # generator steps
+    batch_size: int = 8
+    num_critic_steps: int = 5
+    gp_weight: float = 10.0
+    optimizer: str = "rmsprop"
+    generator_learning_rate: float = 3e-5
+    critic_learning_rate: float = 3e-5
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 200
+    eval_samples: int = 4
+    checkpoint_every: int = 100
+    precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
+    jit_compile: str = "auto"  # "auto" | "on" | "off"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    order: str = "wavefront"  # "wavefront" | "raster"
+    max_batch: int = 64  # most patches per generator call
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    pyramid: PyramidConfig = field(default_factory=PyramidConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    m3: ModelConfig = field(default_factory=ModelConfig)
+    m2: ModelConfig = field(default_factory=ModelConfig)
+    m1: ModelConfig = field(default_factory=ModelConfig)
+    mu: ModelConfig = field(default_factory=ModelConfig)
+    root: str = "."  # directory relative paths resolve against (not read from TOML)
+
+    def model(self, scale: str) -> ModelConfig:
+        """The architecture of scale "3", "2", "1" or "uni"."""
+        return {"3": self.m3, "2": self.m2, "1": self.m1, "uni": self.mu}[check_scale(scale)]
+
+    def level_size(self, scale: str) -> int:
+        """Side of the cube that scale's model produces (whole for M3, patch by patch otherwise)."""
+        return {"3": self.pyramid.sizes[-1], "2": self.pyramid.sizes[1], "1": self.pyramid.sizes[0],
+                "uni": self.pyramid.sizes[0]}[check_scale(scale)]
+
+    def factor(self, scale: str) -> int:
+        """Down-scaling factor between the scale's level and its conditioning level (1 for M3, Mu)."""
+        sizes = self.pyramid.sizes
+        return {"3": 1, "2": sizes[1] // sizes[2], "1": sizes[0] // sizes[1], "uni": 1}[check_scale(scale)]
+
+    def resolve(self, path: str) -> Path:
+        return (Path(self.root) / path).resolve()
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise InputError(f"Expected scale in {', '.join(SCALES)}. Received: scale={scale!r}")
+    return scale
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value, tp, key: str):
+    """Convert a TOML value to the annotated type, or raise InputError naming `key`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(value, options[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise InputError(f"{key}: expected a table. Received: {value!r}")
+        return _build(tp, value, key + ".")
+    if origin is tuple:
+        (item_type, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise InputError(f"{key}: expected a list of {_type_name(item_type)}. Received: {value!r}")
+        return tuple(_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (type(value) is not tp):
+        raise InputError(f"{key}: expected {tp.__name__}. Received: {value!r}")
+    return value
+
+
+def _build(cls, table: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "root"}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise InputError(f"unknown config key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in table.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.name not in kwargs and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        raise InputError(f"missing config key {prefix}{missing[0]}") from None
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"{key}: expected one of {', '.join(choices)}. Received: {value!r}")
+
+
+def validate(config: Config) -> Config:
+    """Check cross-field consistency; raise InputError naming the first bad key."""
+    data, pyr = config.data, config.pyramid
+    if (data.dir is None) == (data.simulation is None):
+        raise InputError("data: give exactly one of data.dir and [data.simulation]")
+    if data.held_out < 0:
+        raise InputError(f"data.held_out: expected >= 0. Received: {data.held_out}")
+    _check_choice("transform.kind", config.transform.kind, ("thesis", "released"))
+    if config.transform.c <= 0 or config.transform.scale <= 0:
+        raise InputError("transform.c and transform.scale must be positive")
+    sizes = pyr.sizes
+    if len(sizes) != 3:
+        raise InputError(f"pyramid.sizes: expected 3 sides (I1, I2, I3). Received: {list(sizes)}")
+    for fine, coarse in zip(sizes, sizes[1:]):
+        if coarse <= 0 or fine % coarse or fine == coarse:
+            raise InputError(f"pyramid.sizes: {coarse} must divide {fine} and be smaller")
+    for side in sizes[:2]:
+        if side % pyr.patch:
+            raise InputError(f"pyramid.patch: {pyr.patch} does not divide the level side {side}")
+    for scale in ("2", "1"):
+        if pyr.patch % config.factor(scale):
+            raise InputError(f"pyramid.patch: {pyr.patch} is not divisible by the scale-{scale} "
+                             f"down-scaling factor {config.factor(scale)}")
+    if data.simulation is not None and data.simulation.grid != sizes[0]:
+        raise InputError(f"data.simulation.grid: {data.simulation.grid} differs from pyramid.sizes[0] {sizes[0]}")
+    for name in ("m3", "m2", "m1", "mu"):
+        model = getattr(config, name)
+        _check_choice(f"{name}.architecture", model.architecture, ARCHITECTURES)
+        if len(model.critic_filters) != len(model.critic_strides):
+            raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
+    m3 = config.m3
+    if len(m3.generator_strides) != len(m3.generator_filters):
+        raise InputError("m3.generator_strides and m3.generator_filters differ in length")
+    side = m3.initial_size
+    for s in m3.generator_strides:
+        side *= s
+    if side != sizes[-1]:
+        raise InputError(f"m3.generator_strides: initial_size {m3.initial_size} times the strides gives "
+                         f"{side}, not pyramid.sizes[-1] {sizes[-1]}")
+    train = config.train
+    _check_choice("train.precision", train.precision, ("float32", "mixed_bfloat16", "mixed_float16"))
+    _check_choice("train.jit_compile", train.jit_compile, ("auto", "on", "off"))
+    _check_choice("train.optimizer", train.optimizer, ("rmsprop", "adam"))
+    for key in ("steps", "batch_size", "num_critic_steps", "log_every", "eval_every", "checkpoint_every"):
+        if getattr(train, key) <= 0:
+            raise InputError(f"train.{key}: expected > 0. Received: {getattr(train, key)}")
+    _check_choice("sample.order", config.sample.order, ("wavefront", "raster"))
+    return config
+
+
+def parse_config(table: dict, root: str | Path = ".") -> Config:
+    config = _build(Config, table)
+    return validate(dataclasses.replace(config, root=str(root)))
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a TOML config; relative data paths resolve against the project root.
+
+    The project root is the config file's parent's parent when the file sits
+    in a `configs/` directory, else the file's own directory.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such config file: {path}")
+    try:
+        table = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid TOML: {exc}") from None
+    root = path.resolve().parent
+    if root.name == "configs":
+        root = root.parent
+    return parse_config(table, root)
+
+
+def to_dict(config: Config) -> dict:
+    """The config as a plain dict (tuples as lists, None dropped), for writing TOML/JSON."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, (tuple, list)):
+            return [clean(v) for v in value]
+        return value
+    table = clean(dataclasses.asdict(config))
+    table.pop("root", None)
+    return table

@@ -1,0 +1,34 @@
+"""Shared fixtures: the tiny config, with its real (jaxpm) data cached once per session."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory):
+    """configs/tiny.toml with its simulation cache in a per-session directory."""
+    from nbgan_app.config import load_config
+
+    config = load_config(ROOT / "configs" / "tiny.toml")
+    cache = tmp_path_factory.mktemp("tiny-sim")
+    sim = dataclasses.replace(config.data.simulation, cache=str(cache))
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, simulation=sim))
+
+
+@pytest.fixture(scope="session")
+def tiny_cubes(tiny_config):
+    """The tiny config's count cubes, (N, 16, 16, 16) float32, made by a real PM simulation."""
+    from nbgan_app.dataset import load_dataset
+
+    counts, _box_size = load_dataset(tiny_config)
+    return counts
