@@ -1,0 +1,57 @@
+"""The cubes a config names: a directory of cube files, or a cached simulation.
+
+`load_dataset` makes the simulation first when its cache is missing (with
+progress shown), so every command that needs data works from a clean clone.
+The last `data.held_out` cubes in sorted order are kept for evaluation only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nbgan_app.config import Config
+from nbgan_app.cubes import list_cube_files, load_cubes
+from nbgan_app.errors import InputError
+
+
+def ensure_simulated(config: Config, progress: bool = True) -> Path:
+    """The simulation cache directory of `config`, simulated first where boxes are missing."""
+    from nbgan_app.simulate import simulate_suite
+
+    sim = config.data.simulation
+    cache = config.resolve(sim.cache)
+    simulate_suite(sim, cache, progress=progress)
+    return cache
+
+
+def data_files(config: Config, progress: bool = True) -> list[Path]:
+    """The cube files of `config`'s data, in sorted order."""
+    if config.data.simulation is not None:
+        return list_cube_files([ensure_simulated(config, progress)])
+    return list_cube_files([config.resolve(config.data.dir)])
+
+
+def load_dataset(config: Config, progress: bool = True) -> tuple[np.ndarray, float]:
+    """All cubes of the config's data as counts (N, G, G, G) float32, and the box size in Mpc/h."""
+    files = data_files(config, progress)
+    box_size = config.data.box_size
+    if config.data.simulation is not None:
+        box_size = config.data.simulation.box_size
+    counts, box_size = load_cubes(files, box_size)
+    grid = config.pyramid.sizes[0]
+    if counts.shape[1:] != (grid,) * 3:
+        raise InputError(f"{files[0].parent}: cubes have shape {counts.shape[1:]}, "
+                         f"config pyramid.sizes[0] wants {grid}^3")
+    if box_size is None:
+        raise InputError("the data's box size is unknown: set data.box_size in the config")
+    return counts, box_size
+
+
+def split_dataset(config: Config, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training cubes, held-out cubes): the last `data.held_out` cubes are held out."""
+    held = config.data.held_out
+    if held >= len(counts):
+        raise InputError(f"data.held_out: {held} leaves no training cube out of {len(counts)}")
+    return counts[: len(counts) - held], counts[len(counts) - held:]

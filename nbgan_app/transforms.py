@@ -1,0 +1,64 @@
+"""Point-wise count transforms, kept as named forward/backward pairs.
+
+The networks work in transformed space: counts x >= 0 are mapped by a forward
+transform f that is logarithmic for small counts and linear above a cut c, so
+that both voids and halos keep their resolution (thesis section 4.1). All maps
+send 0 to 0, are continuous and strictly increasing, hence bijective on their
+ranges. The backward maps clip at 0: a generator may emit slightly negative
+values, and counts cannot be negative.
+
+- "thesis" (eqs. 4.1-4.4):
+      f0(x) = ln((x+1)/(c+1))        x <= c
+            = (x+1)/(c+1) - 1        x >  c
+      f(x)  = (f0(x) - f0(0)) / scale,  f0(0) = -ln(c+1)
+  The two pieces meet at x = c with equal slope 1/(c+1).
+- "released" (3DcosmoGAN): f(x) = 3 ln(x+1)/ln(c+1) up to c, continued
+  linearly with the same slope above c.
+
+Arithmetic is float64 inside; results come back as float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nbgan_app.config import TransformConfig
+
+
+def _thesis_forward(x, c, scale):
+    f0 = np.where(x <= c, np.log1p(np.minimum(x, c)) - np.log1p(c), (x + 1) / (c + 1) - 1)
+    return (f0 + np.log1p(c)) / scale
+
+
+def _thesis_backward(y, c, scale):
+    z = y * scale - np.log1p(c)
+    return np.where(z <= 0, np.exp(np.minimum(z, 0)) * (c + 1) - 1, (z + 1) * (c + 1) - 1)
+
+
+def _released_forward(x, c, _scale):
+    log_c = np.log1p(c)
+    return np.where(x <= c, 3 * np.log1p(np.minimum(x, c)) / log_c, 3 + 3 * (x - c) / ((c + 1) * log_c))
+
+
+def _released_backward(y, c, _scale):
+    log_c = np.log1p(c)
+    return np.where(y <= 3, np.expm1(np.minimum(y, 3) * log_c / 3), c + (y - 3) * (c + 1) * log_c / 3)
+
+
+_PAIRS = {
+    "thesis": (_thesis_forward, _thesis_backward),
+    "released": (_released_forward, _released_backward),
+}
+
+
+def forward(counts, transform: TransformConfig) -> np.ndarray:
+    """Counts (>= 0) to transformed space."""
+    fn = _PAIRS[transform.kind][0]
+    return fn(np.asarray(counts, dtype=np.float64), transform.c, transform.scale).astype(np.float32)
+
+
+def backward(values, transform: TransformConfig) -> np.ndarray:
+    """Transformed values back to counts, clipped at 0."""
+    fn = _PAIRS[transform.kind][1]
+    out = fn(np.asarray(values, dtype=np.float64), transform.c, transform.scale)
+    return np.maximum(out, 0).astype(np.float32)

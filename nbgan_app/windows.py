@@ -1,0 +1,123 @@
+"""Windows: what an up-scaling model sees, identical in training and sampling.
+
+A window is a (2p)^d block of a level cube (d = 2 or 3, p the patch side),
+channels last. Its last octant (indices p..2p-1 on every axis) is the target
+patch; the other 2^d - 1 octants are the neighbour patches, generated before
+the target in any sampling order. Where the window reaches past the cube's
+low faces, those neighbours are zeros: in training and in sampling alike.
+
+The generator's context is built from the window alone, by `split_window`:
+the 2^d - 1 neighbour patches, each flipped along the axes where it precedes
+the target so that the face it shares with the target sits at index 0 like the
+target's own, stacked as channels in `neighbour_offsets` order, then (for M2
+and M1) the coarse target patch up-sampled by a constant kernel. The latent
+channel is prepended by the caller: generator input = [latent, context].
+
+The critic sees the whole window with the real or generated target, and for
+M2/M1 the coarse window up-sampled and the residual window - up(coarse), as
+the released code does (`critic_input`).
+
+Functions on tensors use keras.ops and take a leading batch axis; the NumPy
+helper `extract_window` cuts windows out of cubes with zero padding.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def neighbour_offsets(ndim: int) -> list[tuple[int, ...]]:
+    """Patch-grid offsets of the neighbours, in channel order: product((-1, 0)) minus the target."""
+    return [o for o in itertools.product((-1, 0), repeat=ndim) if any(o)]
+
+
+def extract_window(cube: np.ndarray, corner: tuple[int, ...], size: int) -> np.ndarray:
+    """The size^d block of `cube` starting at `corner`; parts outside the cube are zero.
+
+    `cube` has shape (S,)*d (optionally with trailing channels); `corner` may be
+    negative (a window at the cube's low faces).
+    """
+    ndim = len(corner)
+    out = np.zeros((size,) * ndim + cube.shape[ndim:], dtype=cube.dtype)
+    src, dst = [], []
+    for c, side in zip(corner, cube.shape[:ndim]):
+        lo, hi = max(c, 0), min(c + size, side)
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - c, hi - c))
+    out[tuple(dst)] = cube[tuple(src)]
+    return out
+
+
+def _ops():
+    from keras import ops
+
+    return ops
+
+
+def _octant(window, offset: tuple[int, ...], p: int):
+    """The patch at patch-offset `offset` (0 = target) of a (B, 2p..., C) window."""
+    index = (slice(None),) + tuple(slice(p * (1 + o), p * (2 + o)) for o in offset) + (slice(None),)
+    return window[index]
+
+
+def upsample(x, factor: int):
+    """Constant-kernel up-sampling of (B, s..., C) by `factor` per spatial axis (nearest)."""
+    ops = _ops()
+    for axis in range(1, len(x.shape) - 1):
+        x = ops.repeat(x, factor, axis=axis)
+    return x
+
+
+def split_window(window, coarse=None):
+    """Generator context and real target of a batch of windows.
+
+    Args:
+        window: (B, 2p, ..., 2p, 1) level-cube windows (transformed space).
+        coarse: (B, 2p/f, ..., 2p/f, 1) the same windows at the coarser level,
+            or None for models without down-scaled input (M3 never uses windows; Mu).
+
+    Returns:
+        context (B, p, ..., p, 2^d - 1 [+ 1]) and target (B, p, ..., p, 1).
+    """
+    ops = _ops()
+    ndim = len(window.shape) - 2
+    p = window.shape[1] // 2
+    channels = []
+    for offset in neighbour_offsets(ndim):
+        patch = _octant(window, offset, p)
+        flip_axes = [1 + axis for axis, o in enumerate(offset) if o < 0]
+        for axis in flip_axes:
+            patch = ops.flip(patch, axis=axis)
+        channels.append(patch)
+    if coarse is not None:
+        factor = window.shape[1] // coarse.shape[1]
+        target_coarse = _octant(coarse, (0,) * ndim, coarse.shape[1] // 2)
+        channels.append(upsample(target_coarse, factor))
+    target = _octant(window, (0,) * ndim, p)
+    return ops.concatenate(channels, axis=-1), target
+
+
+def with_target(window, target):
+    """The window with its target octant replaced by `target` (B, p..., 1)."""
+    ops = _ops()
+    ndim = len(window.shape) - 2
+    p = target.shape[1]
+    pad = [[0, 0]] + [[p, 0]] * ndim + [[0, 0]]
+    mask = ops.pad(ops.ones_like(target), pad)
+    return window * (1 - mask) + ops.pad(target, pad)
+
+
+def critic_input(window, coarse=None):
+    """What the critic sees: the window, plus up(coarse) and window - up(coarse) when given."""
+    if coarse is None:
+        return window
+    ops = _ops()
+    up = upsample(coarse, window.shape[1] // coarse.shape[1])
+    return ops.concatenate([window, up, window - up], axis=-1)
+
+
+def context_channels(ndim: int, conditional: bool) -> int:
+    """Channels of the generator context (without the latent channel)."""
+    return 2**ndim - 1 + int(conditional)
