@@ -128,6 +128,7 @@ class Config:
     m1: ModelConfig = field(default_factory=ModelConfig)
     mu: ModelConfig = field(default_factory=ModelConfig)
     root: str = "."  # directory relative paths resolve against (not read from TOML)
+    source: str = ""  # the TOML file it was loaded from (not read from TOML)
 
     def model(self, scale: str) -> ModelConfig:
         """The architecture of scale "3", "2", "1" or "uni"."""
@@ -151,6 +152,9 @@ def check_scale(scale: str) -> str:
     if scale not in SCALES:
         raise InputError(f"Expected scale in {', '.join(SCALES)}. Received: scale={scale!r}")
     return scale
+
+
+_NOT_IN_TOML = ("root", "source")
 
 
 def _type_name(tp) -> str:
@@ -181,7 +185,7 @@ def _convert(value, tp, key: str):
 
 def _build(cls, table: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "root"}
+    names = {f.name for f in dataclasses.fields(cls) if f.name not in _NOT_IN_TOML}
     unknown = sorted(set(table) - names)
     if unknown:
         raise InputError(f"unknown config key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
@@ -246,13 +250,18 @@ def validate(config: Config) -> Config:
     for key in ("steps", "batch_size", "num_critic_steps", "log_every", "eval_every", "checkpoint_every"):
         if getattr(train, key) <= 0:
             raise InputError(f"train.{key}: expected > 0. Received: {getattr(train, key)}")
+    for key in ("eval_every", "checkpoint_every"):
+        # logged losses are means over log intervals; these must fall on their boundaries
+        if getattr(train, key) % train.log_every:
+            raise InputError(f"train.{key}: {getattr(train, key)} is not a multiple of train.log_every "
+                             f"{train.log_every}")
     _check_choice("sample.order", config.sample.order, ("wavefront", "raster"))
     return config
 
 
-def parse_config(table: dict, root: str | Path = ".") -> Config:
+def parse_config(table: dict, root: str | Path = ".", source: str | Path = "") -> Config:
     config = _build(Config, table)
-    return validate(dataclasses.replace(config, root=str(root)))
+    return validate(dataclasses.replace(config, root=str(root), source=str(source)))
 
 
 def load_config(path: str | Path) -> Config:
@@ -271,7 +280,7 @@ def load_config(path: str | Path) -> Config:
     root = path.resolve().parent
     if root.name == "configs":
         root = root.parent
-    return parse_config(table, root)
+    return parse_config(table, root, path.resolve())
 
 
 def to_dict(config: Config) -> dict:
@@ -283,5 +292,6 @@ def to_dict(config: Config) -> dict:
             return [clean(v) for v in value]
         return value
     table = clean(dataclasses.asdict(config))
-    table.pop("root", None)
+    for key in _NOT_IN_TOML:
+        table.pop(key, None)
     return table

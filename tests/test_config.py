@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name", ["paper", "demo", "tiny"])
 def test_shipped_configs_load_and_round_trip(name):
     config = load_config(ROOT / "configs" / f"{name}.toml")
-    again = parse_config(json.loads(json.dumps(to_dict(config))), config.root)
+    again = parse_config(json.loads(json.dumps(to_dict(config))), config.root, config.source)
     assert again == config
 
 
