@@ -1,0 +1,149 @@
+"""A chain of levels, coarsest first, and running it into one sample file.
+
+The coarsest level is made whole by M3 (from a latent vector per cube) or, for
+sizes beyond what M3 makes whole, patch by patch by a uni-scale model Mu
+(neighbours and latent only). Each following level is an up-scaler (M2, M1)
+conditioned on the level before it, which it reads back from the file.
+`plan_chain` turns the runs' scales and configs into sides and patch sizes
+and rejects chains that do not fit together (InputError); `run_chain` fills
+the file level by level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from nbgan_app.config import Config
+from nbgan_app.errors import InputError
+from nbgan_app.sampling.sampler import PatchSampler, sample_whole
+from nbgan_app.sampling.writer import DatasetSpec, SampleFile
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One trained run of a chain: its directory, scale ("3", "2", "1", "uni") and resolved config."""
+
+    path: Path
+    scale: str
+    config: Config
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """One level of a chain: what to make and with which model.
+
+    Attributes:
+        level: 3 (coarsest) .. 1 (finest); keys the noise and names `levels/<level>`.
+        side: voxels per axis of this level's cubes.
+        patch: patch side (== side for a whole-cube model).
+        factor: side / coarse side of the conditioning level, None without one (M3, Mu).
+        latent_dim: latent vector length of a whole-cube model, else None.
+        run: the run providing the generator, None for a given input level.
+    """
+
+    level: int
+    side: int
+    patch: int
+    factor: int | None
+    latent_dim: int | None
+    run: RunInfo | None
+    name: str = ""
+
+
+def _check_consistent(runs: list[RunInfo]) -> None:
+    first = runs[0]
+    for run in runs[1:]:
+        if run.config.transform != first.config.transform:
+            raise InputError(f"runs {first.path} and {run.path} use different transforms "
+                             f"({first.config.transform} vs {run.config.transform})")
+    upscalers = [r for r in runs if r.scale in ("3", "2", "1")]
+    for run in upscalers[1:]:
+        if run.config.pyramid != upscalers[0].config.pyramid:
+            raise InputError(f"runs {upscalers[0].path} and {run.path} have different scales or patch sizes "
+                             f"(pyramid {upscalers[0].config.pyramid} vs {run.config.pyramid})")
+
+
+def _check_order(runs: list[RunInfo], given_input: bool) -> None:
+    scales = [r.scale for r in runs]
+    heads = ("2", "1") if given_input else ("3", "uni")
+    if scales[0] not in heads:
+        raise InputError(f"run {runs[0].path} has scale {scales[0]}; the chain must start with "
+                         f"scale {' or '.join(heads)}")
+    rest = scales[1:]
+    if any(s not in ("2", "1") for s in rest) or rest != sorted(rest, reverse=True) or len(set(rest)) != len(rest):
+        raise InputError(f"chain scales {','.join(scales)}: after the first run expected 2 then 1 "
+                         "(coarse to fine)")
+
+
+def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool = False) -> list[LevelPlan]:
+    """Levels of a chain of runs, coarsest first; with `given_input` the coarsest level is read, not made.
+
+    `size` is the output side (default: what the last run was trained at).
+    Raises InputError for mismatched runs or a size the patch grids do not divide.
+    """
+    _check_order(runs, given_input)
+    _check_consistent(runs)
+    last = runs[-1]
+    side = size if size is not None else last.config.level_size(last.scale)
+    plans: list[LevelPlan] = []
+    for k in range(len(runs) - 1, -1, -1):
+        run, config = runs[k], runs[k].config
+        if run.scale == "3":
+            if side != config.level_size("3"):
+                raise InputError(f"--size {size}: M3 run {run.path} makes whole cubes of side "
+                                 f"{config.level_size('3')} only, not {side}; start the chain with a "
+                                 "uni-scale run for larger sizes")
+            plans.append(LevelPlan(3, side, side, None, config.m3.latent_dim, run))
+            continue
+        patch = config.pyramid.patch
+        if side % patch:
+            raise InputError(f"--size {size}: level side {side} of run {run.path} is not a multiple "
+                             f"of its patch {patch}")
+        if run.scale == "uni":
+            level = plans[-1].level + 1 if plans else 1
+            plans.append(LevelPlan(level, side, patch, None, None, run))
+            continue
+        factor = config.factor(run.scale)
+        plans.append(LevelPlan(int(run.scale), side, patch, factor, None, run))
+        side //= factor
+    if given_input:
+        plans.append(LevelPlan(plans[-1].level + 1, side, side, None, None, None))
+    plans.reverse()
+    names = [f"levels/{p.level}" for p in plans[:-1]] + ["data"]
+    return [LevelPlan(**{**p.__dict__, "name": name}) for p, name in zip(plans, names)]
+
+
+def dataset_specs(plans: list[LevelPlan], ndim: int = 3) -> list[DatasetSpec]:
+    return [DatasetSpec(p.name, p.side, p.patch, ndim) for p in plans]
+
+
+def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_file: SampleFile,
+              n_cubes: int, *, seed: int = 0, order: str = "wavefront", max_batch: int = 64,
+              to_counts: Callable | None = None, from_counts: Callable | None = None,
+              progress: Callable | None = None) -> dict:
+    """Make every level of `plans` into `sample_file` (levels already flagged done are skipped).
+
+    The last level goes to `data` through `to_counts` (the backward
+    transform); coarser levels stay in transformed space. A plan without a
+    run is a given input that the caller wrote beforehand. Returns the
+    generator calls per level name.
+    """
+    calls = {}
+    for k, (plan, generator) in enumerate(zip(plans, generators)):
+        last = k == len(plans) - 1
+        target = sample_file.target(plan.name, to_counts if last else None, from_counts if last else None)
+        if plan.run is None:
+            continue
+        if plan.latent_dim is not None:
+            calls[plan.name] = sample_whole(generator, target, n_cubes, plan.latent_dim, seed=seed,
+                                            level=plan.level, max_batch=max_batch, progress=progress)
+            continue
+        coarse = sample_file.h5[plans[k - 1].name] if plan.factor is not None else None
+        sampler = PatchSampler(generator, order=order, max_batch=max_batch, seed=seed, level=plan.level,
+                               factor=plan.factor, progress=progress)
+        sampler.sample(target, n_cubes, coarse)
+        calls[plan.name] = sampler.calls
+    sample_file.finish()
+    return calls

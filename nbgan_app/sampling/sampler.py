@@ -1,0 +1,129 @@
+"""The patch sampler: owns the loop over the patch grid, takes the generator step as a callable.
+
+One level at a time. A patch-by-patch level (M2, M1, Mu) walks its n^d grid
+in the waves of `orders.waves`; for each patch of each cube it cuts the
+(2p)^d window of the level generated so far (corner (i - 1) p, zeros past the
+low faces) and, for up-scalers, the (2p/f)^d window of the coarser level
+(corner (i - 1) p / f) with `windows.extract_window`, and turns them into the
+generator's context with `windows.split_window`: the very functions training
+uses. Generator input = concat([latent (B, p..., 1), context], -1); output
+(B, p..., 1), all in transformed space. One batched call per at most
+`max_batch` (cube, patch) pairs of a wave, so a wavefront walk of a 3-D grid
+makes 3n - 2 calls when `max_batch` holds a whole wave of all N cubes.
+
+A whole-cube level (M3) maps (B, latent_dim) latents to (B, s..., 1) cubes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from nbgan_app.sampling import noise
+from nbgan_app.sampling.orders import waves
+from nbgan_app.sampling.store import DatasetCube, PatchStore, StoreCube
+from nbgan_app.windows import extract_window, split_window
+
+Generator = Callable[[np.ndarray], object]
+Progress = Callable[[int, int, int], None]  # (wave, waves, level)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A generator's output (NumPy array or backend tensor) as float32 NumPy."""
+    if not isinstance(x, np.ndarray):
+        from keras import ops
+
+        x = ops.convert_to_numpy(x)
+    return np.asarray(x, dtype=np.float32)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[k:k + size] for k in range(0, len(items), size)]
+
+
+class PatchSampler:
+    """Generates one level patch by patch into a `writer.LevelTarget`.
+
+    Args:
+        generator: numpy (B, p, ..., p, C) -> (B, p, ..., p, 1).
+        order: "wavefront" (default) or "raster".
+        max_batch: most (cube, patch) pairs per generator call.
+        seed, level: key the per-patch latent noise (with cube and patch index).
+        factor: fine/coarse side ratio of the conditioning level, or None (Mu).
+        progress: called after every wave with (wave, waves, level), 1-based.
+    """
+
+    def __init__(self, generator: Generator, *, order: str = "wavefront", max_batch: int = 64,
+                 seed: int = 0, level: int = 1, factor: int | None = None, progress: Progress | None = None):
+        if max_batch < 1:
+            raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
+        self.generator, self.order, self.max_batch = generator, order, max_batch
+        self.seed, self.level, self.factor, self.progress = seed, level, factor, progress
+        self.calls = 0
+        self.store: PatchStore | None = None
+
+    def sample(self, target, n_cubes: int, coarse=None) -> None:
+        """Fill `target` (a LevelTarget over (N, S...)); `coarse` is the (N, S/f...) level below, or None."""
+        spec = target.spec
+        self.store = PatchStore(spec.n, spec.patch, spec.ndim, n_cubes, fallback=target.read)
+        schedule = waves(spec.n, spec.ndim, self.order)
+        for number, wave in enumerate(schedule, 1):
+            todo = [index for index in wave if not target.is_done(index)]
+            pairs = [(cube, index) for index in todo for cube in range(n_cubes)]
+            for chunk in _chunks(pairs, self.max_batch):
+                outputs = self._generate(chunk, spec.patch, coarse)
+                for (cube, index), patch in zip(chunk, outputs):
+                    self.store.put(cube, index, patch)
+                    target.write(cube, index, patch)
+            for index in wave:
+                self.store.finished(index)
+            if todo:
+                target.mark_done(todo)
+            if self.progress is not None:
+                self.progress(number, len(schedule), self.level)
+
+    def inputs(self, chunk: list[tuple[int, tuple[int, ...]]], patch: int, coarse) -> np.ndarray:
+        """Generator input (B, p..., C) for (cube, index) pairs: [latent, neighbours, up(coarse target)]."""
+        windows = np.stack([extract_window(StoreCube(self.store, cube, index),
+                                           tuple((i - 1) * patch for i in index), 2 * patch)
+                            for cube, index in chunk])[..., None]
+        coarse_windows = None
+        if self.factor is not None:
+            small = patch // self.factor
+            coarse_windows = np.stack([extract_window(DatasetCube(coarse, cube),
+                                                      tuple((i - 1) * small for i in index), 2 * small)
+                                       for cube, index in chunk])[..., None]
+        context, _ = split_window(windows, coarse_windows)
+        latent = np.stack([noise.patch_latent(self.seed, self.level, cube, index, patch) for cube, index in chunk])
+        return np.concatenate([latent, to_numpy(context)], axis=-1)
+
+    def _generate(self, chunk, patch: int, coarse) -> np.ndarray:
+        x = self.inputs(chunk, patch, coarse)
+        y = to_numpy(self.generator(x))
+        self.calls += 1
+        expected = x.shape[:-1] + (1,)
+        if y.shape != expected:
+            raise ValueError(f"Expected generator output of shape {expected}. Received: shape={y.shape}")
+        return y[..., 0]
+
+
+def sample_whole(generator: Generator, target, n_cubes: int, latent_dim: int, *, seed: int = 0,
+                 level: int = 3, max_batch: int = 64, progress: Progress | None = None) -> int:
+    """Fill a whole-cube level (M3): latents (B, latent_dim) -> cubes (B, s..., 1). Returns the call count."""
+    index = (0,) * target.spec.ndim
+    calls = 0
+    if not target.is_done(index):
+        for chunk in _chunks(list(range(n_cubes)), max_batch):
+            latent = np.stack([noise.cube_latent(seed, level, cube, latent_dim) for cube in chunk])
+            cubes = to_numpy(generator(latent))
+            calls += 1
+            expected = (len(chunk),) + (target.spec.side,) * target.spec.ndim + (1,)
+            if cubes.shape != expected:
+                raise ValueError(f"Expected generator output of shape {expected}. Received: shape={cubes.shape}")
+            for cube, values in zip(chunk, cubes):
+                target.write(cube, index, values[..., 0])
+        target.mark_done([index])
+    if progress is not None:
+        progress(1, 1, level)
+    return calls

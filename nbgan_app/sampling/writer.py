@@ -1,0 +1,185 @@
+"""The sample file: streamed, chunked HDF5 output that is complete, resumable, or absent.
+
+Layout (DESIGN.md, "Sample files"):
+    data               (N, S, ..., S) float32 counts (after the backward
+                       transform), chunked by patch (1, p, ..., p)
+    levels/<level>     the coarser levels of the chain, same layout, in the
+                       models' transformed space (the next level reads its
+                       coarse windows back from here, so memory stays bounded)
+    progress/<name>    (n, ..., n) uint8 done flags of each dataset's patch
+                       grid, flushed once per wave: what `--resume` skips
+    attrs              `complete` (False until the very end), and whatever
+                       the caller names (runs, seed, order, transform, box_size)
+
+A new file is written under a hidden temporary name and renamed into place
+after its first wave, so a run that fails before that leaves nothing behind,
+and an existing file is replaced (with overwrite) only once the new one has
+real content. A run interrupted later leaves `complete = False`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from nbgan_app.errors import InputError
+from nbgan_app.outputs import ensure_writable_dir, temporary_name
+
+Index = tuple[int, ...]
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the file: `side` voxels per axis, generated in patches of `patch` (== side: whole)."""
+
+    name: str
+    side: int
+    patch: int
+    ndim: int = 3
+
+    @property
+    def n(self) -> int:
+        return self.side // self.patch
+
+
+class LevelTarget:
+    """One dataset as the sampler sees it: patches in transformed space, per-patch done flags.
+
+    `to_file` maps transformed values to what is stored (the backward
+    transform for `data`, identity for the coarser levels); `from_file` undoes it.
+    """
+
+    def __init__(self, sample_file: "SampleFile", spec: DatasetSpec, to_file: Transform, from_file: Transform):
+        self.file, self.spec = sample_file, spec
+        self.dataset = sample_file.h5[spec.name]
+        self.flags = sample_file.h5["progress/" + spec.name.replace("/", "_")]
+        self.to_file, self.from_file = to_file, from_file
+        self._done = np.asarray(self.flags[()], dtype=bool)
+
+    def _region(self, cube: int, index: Index) -> tuple:
+        p = self.spec.patch
+        return (cube,) + tuple(slice(i * p, (i + 1) * p) for i in index)
+
+    def write(self, cube: int, index: Index, values: np.ndarray) -> None:
+        self.dataset[self._region(cube, index)] = np.asarray(self.to_file(values), np.float32)
+
+    def read(self, cube: int, index: Index) -> np.ndarray:
+        return np.asarray(self.from_file(self.dataset[self._region(cube, index)]), np.float32)
+
+    def is_done(self, index: Index) -> bool:
+        return bool(self._done[index])
+
+    def all_done(self) -> bool:
+        return bool(self._done.all())
+
+    def mark_done(self, indices: list[Index]) -> None:
+        """Flag a finished wave and flush it to disk (the unit of `--resume`)."""
+        for index in indices:
+            self._done[index] = True
+        self.flags[()] = self._done.astype(np.uint8)
+        self.file.flushed_wave()
+
+
+class SampleFile:
+    """Context manager over the HDF5 file of one sampling run (new, overwritten or resumed)."""
+
+    def __init__(self, path: str | os.PathLike, specs: list[DatasetSpec], n_cubes: int, attrs: dict,
+                 overwrite: bool = False, resume: bool = False):
+        self.path, self.specs, self.n_cubes, self.attrs = Path(path), specs, n_cubes, attrs
+        self.overwrite, self.resume = overwrite, resume
+        self.placed = False
+        self.h5: h5py.File | None = None
+
+    def __enter__(self) -> "SampleFile":
+        if self.resume:
+            self._open_existing()
+        else:
+            if self.path.exists() and not self.overwrite:
+                raise InputError(f"output {self.path} already exists (pass --overwrite to replace it, "
+                                 "or --resume to finish an interrupted run)")
+            ensure_writable_dir(self.path.parent)
+            self.tmp = temporary_name(self.path)
+            self.h5 = h5py.File(self.tmp, "w")
+            self._create()
+        return self
+
+    def _create(self) -> None:
+        for key, value in self.attrs.items():
+            self.h5.attrs[key] = _attr(value)
+        self.h5.attrs["complete"] = False
+        for spec in self.specs:
+            chunk = (1,) + (spec.patch,) * spec.ndim
+            self.h5.create_dataset(spec.name, shape=(self.n_cubes,) + (spec.side,) * spec.ndim,
+                                   dtype="float32", chunks=chunk, fillvalue=0.0)
+            self.h5.create_dataset("progress/" + spec.name.replace("/", "_"),
+                                   data=np.zeros((spec.n,) * spec.ndim, np.uint8))
+
+    def _open_existing(self) -> None:
+        if not self.path.exists():
+            raise InputError(f"--resume: output {self.path} does not exist")
+        try:
+            self.h5 = h5py.File(self.path, "r+")
+        except OSError:
+            raise InputError(f"--resume: {self.path} is not a writable HDF5 file") from None
+        self.placed = True
+        for key, value in self.attrs.items():
+            stored = self.h5.attrs.get(key)
+            if stored is None or _attr(value) != _decode(stored):
+                self.h5.close()
+                raise InputError(f"--resume: {self.path} was written with {key}={_decode(stored)!r}, "
+                                 f"not {_attr(value)!r}")
+        for spec in self.specs:
+            if spec.name not in self.h5 or self.h5[spec.name].shape[1:] != (spec.side,) * spec.ndim:
+                self.h5.close()
+                raise InputError(f"--resume: {self.path} has no dataset {spec.name} of side {spec.side}")
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.h5.attrs.get("complete", False))
+
+    def target(self, name: str, to_file: Transform = None, from_file: Transform = None) -> LevelTarget:
+        spec = next(s for s in self.specs if s.name == name)
+        identity = lambda x: x  # noqa: E731
+        return LevelTarget(self, spec, to_file or identity, from_file or identity)
+
+    def flushed_wave(self) -> None:
+        """After a wave: flush, and put a new file in place once it holds real content."""
+        self.h5.flush()
+        if not self.placed:
+            os.replace(self.tmp, self.path)
+            self.placed = True
+
+    def finish(self) -> None:
+        self.h5.attrs["complete"] = True
+        self.h5.flush()
+        if not self.placed:
+            os.replace(self.tmp, self.path)
+            self.placed = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.h5 is not None:
+            self.h5.close()
+        if not self.placed and getattr(self, "tmp", None) is not None and self.tmp.exists():
+            self.tmp.unlink()
+
+
+def _attr(value):
+    """Attributes are stored as HDF5 scalars or, for anything structured, as JSON strings."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value

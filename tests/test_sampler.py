@@ -1,0 +1,263 @@
+"""The patch sampler with fake generators: coverage, contexts, orders, call counts, memory, resume."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nbgan_app.errors import InputError
+from nbgan_app.sampling import noise
+from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, plan_chain, run_chain
+from nbgan_app.sampling.orders import waves
+from nbgan_app.sampling.writer import LevelTarget, SampleFile
+
+FAKE_RUN = RunInfo(Path("fake"), "1", None)
+SEED = 5
+
+
+class WholeFake:
+    """Fake M3: a cube filled with 1 + |first latent component| + cube-varying ramp."""
+
+    def __init__(self, side, ndim, fail=False):
+        self.side, self.ndim, self.calls, self.fail = side, ndim, 0, fail
+
+    def __call__(self, latent):
+        if self.fail:
+            raise RuntimeError("interrupted")
+        self.calls += 1
+        ramp = np.arange(self.side ** self.ndim, dtype=np.float32).reshape((self.side,) * self.ndim) / 100
+        return np.stack([1 + abs(z[0]) + ramp for z in latent])[..., None]
+
+
+class PatchFake:
+    """Fake up-scaler that identifies each row by its latent and checks its context.
+
+    It keeps its own copy of the level made so far and of the coarse level, and
+    asserts that every neighbour channel equals the written neighbour (flipped
+    where it precedes the target), zeros past the low faces, and that the last
+    channel is the coarse target patch up-sampled.
+    """
+
+    def __init__(self, n_cubes, n, patch, ndim, level, coarse=None, factor=None, fail_after=None):
+        self.n, self.p, self.ndim, self.coarse, self.factor = n, patch, ndim, coarse, factor
+        self.cube = np.zeros((n_cubes,) + (n * patch,) * ndim, np.float32)
+        self.written = np.zeros((n_cubes,) + (n,) * ndim, bool)
+        self.ids = {noise.patch_latent(SEED, level, c, i, patch).tobytes(): (c, i)
+                    for c in range(n_cubes) for i in itertools.product(range(n), repeat=ndim)}
+        self.calls, self.fail_after, self.face_contexts = 0, fail_after, []
+
+    def region(self, index):
+        return tuple(slice(i * self.p, (i + 1) * self.p) for i in index)
+
+    def expected_context(self, cube, index):
+        channels = []
+        for offset in [o for o in itertools.product((-1, 0), repeat=self.ndim) if any(o)]:
+            j = tuple(i + o for i, o in zip(index, offset))
+            if min(j) < 0:
+                channels.append(np.zeros((self.p,) * self.ndim, np.float32))
+                continue
+            assert self.written[(cube,) + j], f"neighbour {j} of {index} not generated yet"
+            patch = self.cube[(cube,) + self.region(j)]
+            channels.append(np.flip(patch, [a for a, o in enumerate(offset) if o < 0]))
+        if self.coarse is not None:
+            small = self.p // self.factor
+            target = self.coarse[(cube,) + tuple(slice(i * small, (i + 1) * small) for i in index)]
+            for axis in range(self.ndim):
+                target = np.repeat(target, self.factor, axis=axis)
+            channels.append(target)
+        return np.stack(channels, -1)
+
+    def __call__(self, x):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise RuntimeError("interrupted")
+        self.calls += 1
+        out = []
+        for row in x:
+            cube, index = self.ids[np.ascontiguousarray(row[..., :1]).tobytes()]
+            np.testing.assert_array_equal(row[..., 1:], self.expected_context(cube, index))
+            if not any(index):
+                self.face_contexts.append(row[..., 1:1 + 2 ** self.ndim - 1].copy())
+            value = 1 + 0.5 * np.abs(row[..., 0]) + 0.1 * row[..., 1:].mean(-1)
+            assert not self.written[(cube,) + index], "patch generated twice"
+            self.cube[(cube,) + self.region(index)] = value
+            self.written[(cube,) + index] = True
+            out.append(value)
+        return np.stack(out)[..., None]
+
+
+def two_level_plans(n, patch, factor, ndim):
+    coarse_side = n * patch // factor
+    return [LevelPlan(2, coarse_side, coarse_side, None, 3, FAKE_RUN, "levels/2"),
+            LevelPlan(1, n * patch, patch, factor, None, FAKE_RUN, "data")], coarse_side
+
+
+def sample(path, n_cubes=2, n=3, patch=4, factor=2, ndim=3, order="wavefront", max_batch=1000,
+           fail_after=None, resume=False, to_counts=None, from_counts=None, whole_fails=False):
+    plans, coarse_side = two_level_plans(n, patch, factor, ndim)
+    whole = WholeFake(coarse_side, ndim)
+    coarse = np.stack([whole(noise.cube_latent(SEED, 2, c, 3)[None])[0, ..., 0] for c in range(n_cubes)])
+    fine = PatchFake(n_cubes, n, patch, ndim, 1, coarse, factor, fail_after)
+    waves_seen = []
+    with SampleFile(path, dataset_specs(plans, ndim), n_cubes, {"seed": SEED, "order": order},
+                    resume=resume) as f:
+        if resume:  # the fake's memory of the first run lives in the file
+            fine.cube[:] = f.h5["data"][()]
+            fine.written[:] = f.h5["progress/data"][()].astype(bool)
+        run_chain(plans, [WholeFake(coarse_side, ndim, whole_fails), fine], f, n_cubes, seed=SEED, order=order,
+                  max_batch=max_batch, to_counts=to_counts, from_counts=from_counts,
+                  progress=lambda w, total, level: waves_seen.append((w, total, level)))
+    return fine, waves_seen
+
+
+def read(path):
+    with h5py.File(path, "r") as f:
+        return f["data"][()], bool(f.attrs["complete"])
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_every_voxel_written_once_and_contexts_match(tmp_path, monkeypatch, ndim):
+    writes = {}
+    original = LevelTarget.write
+
+    def counting_write(self, cube, index, values):
+        key = (self.spec.name, cube, index)
+        writes[key] = writes.get(key, 0) + 1
+        original(self, cube, index, values)
+
+    monkeypatch.setattr(LevelTarget, "write", counting_write)
+    fine, _ = sample(tmp_path / "out.h5", ndim=ndim)
+    data, complete = read(tmp_path / "out.h5")
+    assert complete
+    fine_writes = {k: v for k, v in writes.items() if k[0] == "data"}
+    assert len(fine_writes) == 2 * 3 ** ndim and set(fine_writes.values()) == {1}
+    assert np.all(data > 0)  # the fake never emits 0, the fill value: every voxel was written
+    np.testing.assert_allclose(data, fine.cube, rtol=1e-6)
+    # zeros at the low faces: the corner patch sees no neighbour at all
+    assert len(fine.face_contexts) == 2 and all(not c.any() for c in fine.face_contexts)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_wavefront_equals_raster_and_counts_calls(tmp_path, ndim):
+    n = 4
+    wave_fake, wave_progress = sample(tmp_path / "w.h5", n=n, ndim=ndim, order="wavefront")
+    raster_fake, _ = sample(tmp_path / "r.h5", n=n, ndim=ndim, order="raster")
+    np.testing.assert_allclose(read(tmp_path / "w.h5")[0], read(tmp_path / "r.h5")[0], rtol=1e-6, atol=1e-6)
+    assert wave_fake.calls == ndim * (n - 1) + 1  # 3n-2 in 3-D, 2n-1 in 2-D
+    assert raster_fake.calls == n ** ndim
+    level1 = [w for w in wave_progress if w[2] == 1]
+    assert [w[0] for w in level1] == list(range(1, ndim * (n - 1) + 2))
+
+
+def test_max_batch_splits_waves(tmp_path):
+    fake, _ = sample(tmp_path / "out.h5", n_cubes=3, n=3, max_batch=4)
+    expected = sum(-(-len(w) * 3 // 4) for w in waves(3, 3, "wavefront"))
+    assert fake.calls == expected
+
+
+def test_store_holds_diagonal_slabs_only(tmp_path):
+    from nbgan_app.sampling.sampler import PatchSampler
+
+    n, ndim = 6, 3
+    seen = {}
+    original = PatchSampler.sample
+
+    def spy(self, target, n_cubes, coarse=None):
+        original(self, target, n_cubes, coarse)
+        seen["peak"], seen["left"], seen["misses"] = self.store.peak, len(self.store), self.store.fallback_reads
+
+    pytest.MonkeyPatch().setattr(PatchSampler, "sample", spy)
+    sample(tmp_path / "out.h5", n_cubes=1, n=n, patch=2, ndim=ndim)
+    sizes = [len(w) for w in waves(n, ndim, "wavefront")]
+    bound = max(sum(sizes[max(0, k - ndim):k + 1]) for k in range(len(sizes)))
+    assert seen["peak"] <= bound < n ** ndim
+    assert seen["left"] == 0 and seen["misses"] == 0
+
+
+@pytest.mark.parametrize("order", ["wavefront", "raster"])
+def test_resume_after_interruption_gives_the_same_file(tmp_path, order):
+    sample(tmp_path / "whole.h5", order=order)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        sample(tmp_path / "cut.h5", order=order, fail_after=3)
+    data, complete = read(tmp_path / "cut.h5")
+    assert not complete and (data == 0).any()
+    with pytest.raises(InputError, match="already exists"):
+        sample(tmp_path / "cut.h5", order=order)
+    resumed, _ = sample(tmp_path / "cut.h5", order=order, resume=True)
+    assert resumed.calls < (5 if order == "wavefront" else 27)  # only what was missing
+    data2, complete2 = read(tmp_path / "cut.h5")
+    assert complete2
+    np.testing.assert_array_equal(data2, read(tmp_path / "whole.h5")[0])
+
+
+def test_failure_before_first_wave_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        sample(tmp_path / "out.h5", whole_fails=True)
+    assert list(tmp_path.iterdir()) == []
+    sample(tmp_path / "old.h5")
+    before = read(tmp_path / "old.h5")[0]
+    with pytest.raises(RuntimeError):  # --overwrite keeps the old file until the new one has content
+        plans, _ = two_level_plans(3, 4, 2, 3)
+        with SampleFile(tmp_path / "old.h5", dataset_specs(plans), 2, {}, overwrite=True) as f:
+            run_chain(plans, [WholeFake(6, 3, fail=True), None], f, 2)
+    np.testing.assert_array_equal(read(tmp_path / "old.h5")[0], before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+
+
+def test_counts_are_written_after_the_backward_transform(tmp_path):
+    from nbgan_app.config import TransformConfig
+    from nbgan_app.transforms import backward, forward
+
+    config = TransformConfig()
+    fine, _ = sample(tmp_path / "out.h5", to_counts=lambda y: backward(y, config),
+                     from_counts=lambda x: forward(x, config))
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        np.testing.assert_allclose(f["data"][()], backward(fine.cube, config), rtol=1e-6)
+        assert f["levels/2"][()].max() < 100  # coarse levels stay in transformed space
+
+
+def test_resume_checks_the_run_matches(tmp_path):
+    sample(tmp_path / "cut.h5", fail_after=None)
+    plans, _ = two_level_plans(3, 4, 2, 3)
+    with pytest.raises(InputError, match="seed"):
+        with SampleFile(tmp_path / "cut.h5", dataset_specs(plans), 2, {"seed": 99}, resume=True):
+            pass
+    with pytest.raises(InputError, match="does not exist"):
+        with SampleFile(tmp_path / "none.h5", dataset_specs(plans), 2, {"seed": 99}, resume=True):
+            pass
+
+
+# --- planning chains of real run configs -------------------------------------------------
+
+
+def runs_of(config, scales, tmp_path):
+    return [RunInfo(tmp_path / f"run{s}", s, config) for s in scales]
+
+
+def test_plan_chain_sizes_and_bad_inputs(tiny_config, tmp_path):
+    import dataclasses
+
+    plans = plan_chain(runs_of(tiny_config, ["3", "2", "1"], tmp_path))
+    assert [(p.level, p.side, p.patch, p.factor, p.name) for p in plans] == [
+        (3, 4, 4, None, "levels/3"), (2, 8, 4, 2, "levels/2"), (1, 16, 4, 2, "data")]
+    big = plan_chain(runs_of(tiny_config, ["uni", "2", "1"], tmp_path), size=64)
+    assert [(p.level, p.side) for p in big] == [(3, 16), (2, 32), (1, 64)]
+    with pytest.raises(InputError, match="whole cubes of side 4"):
+        plan_chain(runs_of(tiny_config, ["3", "2", "1"], tmp_path), size=32)
+    with pytest.raises(InputError, match="not a multiple"):
+        plan_chain(runs_of(tiny_config, ["uni", "1"], tmp_path), size=18)
+    other = dataclasses.replace(tiny_config, transform=dataclasses.replace(tiny_config.transform, c=10.0))
+    with pytest.raises(InputError, match="different transforms"):
+        plan_chain(runs_of(tiny_config, ["3", "2"], tmp_path) + [RunInfo(tmp_path / "x", "1", other)])
+    with pytest.raises(InputError, match="patch sizes"):
+        wide = dataclasses.replace(tiny_config, pyramid=dataclasses.replace(tiny_config.pyramid, patch=2))
+        plan_chain(runs_of(tiny_config, ["3", "2"], tmp_path) + [RunInfo(tmp_path / "x", "1", wide)])
+    with pytest.raises(InputError, match="must start"):
+        plan_chain(runs_of(tiny_config, ["2", "1"], tmp_path))
+    with pytest.raises(InputError, match="coarse to fine"):
+        plan_chain(runs_of(tiny_config, ["3", "1", "2"], tmp_path))
+    given = plan_chain(runs_of(tiny_config, ["1"], tmp_path), given_input=True)
+    assert [(p.side, p.run is None, p.name) for p in given] == [(8, True, "levels/2"), (16, False, "data")]
