@@ -1,0 +1,91 @@
+"""`nbgan compare`: scores of a fake set of cubes against a real set, with the real-vs-real floor."""
+
+from __future__ import annotations
+
+from nbgan_app.commands.stats import positive_float, resolve_box_size
+from nbgan_app.errors import InputError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="score fake cubes against real ones (released score, log-L2 monitor, fractional differences, floor)",
+        description=(
+            "Compare a fake set of cubes with a real set on the power spectrum, mass histogram and peak "
+            "histogram: the released score (1 / Frechet distance, higher is better), the released log-L2 "
+            "monitor, the per-bin fractional difference of the means, and the same scores between random "
+            "disjoint halves of the real set (the real-vs-real floor)."
+        ),
+    )
+    parser.add_argument("--real", required=True, nargs="+", metavar="A", help="real cube files or directories (at least 4 cubes)")
+    parser.add_argument("--fake", required=True, nargs="+", metavar="B", help="fake cube files or directories (at least 2 cubes)")
+    parser.add_argument("--box-size", type=positive_float, metavar="L", help="box side in Mpc/h for both sets (wins over the files)")
+    parser.add_argument("--psd-bins", choices=("log", "linear"), default="log", help="power-spectrum bins (default: the released log bins)")
+    parser.add_argument("--peak-boundary", choices=("reflect", "wrap"), default="reflect", help="peak finder boundary (default: reflect, as released)")
+    parser.add_argument("--floor-splits", type=int, default=20, metavar="N", help="random half-splits of the real set for the floor (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the half-splits (default 0)")
+    parser.add_argument("--json", required=True, metavar="OUT", help="output JSON file")
+    parser.add_argument("--plot", metavar="OUT.png", help="also draw the three statistics, real against fake (needs matplotlib)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(func=run)
+
+
+def common_box_size(flag: float | None, real_box: float | None, fake_box: float | None) -> float:
+    """The one box size of both sets: the flag, else the files', which must agree."""
+    if flag is not None:
+        return flag
+    if real_box is not None and fake_box is not None and real_box != fake_box:
+        raise InputError(f"box sizes differ: real cubes {real_box:g} Mpc/h, fake cubes {fake_box:g} Mpc/h")
+    return resolve_box_size(real_box if real_box is not None else fake_box, "the real and fake files")
+
+
+def print_table(result: dict) -> None:
+    print(f"{result['n_fake']} fake against {result['n_real']} real cubes, box {result['box_size']:g} Mpc/h")
+    print(f"{'statistic':<10} {'score':>9} {'floor':>17} {'log-L2':>9} {'floor':>9} {'|frac|':>7} {'floor':>7}")
+    for name in ("psd", "mass_hist", "peak_hist"):
+        block, floor = result[name], result[name].get("floor", {})
+        f_score = floor.get("score", {})
+        cells = [
+            _num(block["score"]),
+            f"{_num(f_score.get('mean'))}±{_num(f_score.get('std'))}" if floor else "-",
+            _num(block["log_l2"]),
+            _num(floor.get("log_l2", {}).get("mean")),
+            _num(block["median_abs_frac_diff"]),
+            _num(floor.get("median_abs_frac_diff", {}).get("mean")),
+        ]
+        print(f"{name:<10} {cells[0]:>9} {cells[1]:>17} {cells[2]:>9} {cells[3]:>9} {cells[4]:>7} {cells[5]:>7}")
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def run(args) -> int:
+    from nbgan_app.cubes import load_cubes
+    from nbgan_app.stats.report import check_output_free, write_json
+    from nbgan_app.stats.scores import compare
+
+    check_output_free(args.json, args.overwrite)
+    check_output_free(args.plot, args.overwrite)
+    if args.floor_splits < 1:
+        raise InputError(f"--floor-splits must be at least 1; received {args.floor_splits}")
+    if args.plot is not None:
+        from nbgan_app.plots import require_matplotlib
+
+        require_matplotlib()
+    real, real_box = load_cubes(args.real, args.box_size)
+    fake, fake_box = load_cubes(args.fake, args.box_size)
+    box_size = common_box_size(args.box_size, real_box, fake_box)
+    if real.shape[1:] != fake.shape[1:]:
+        raise InputError(f"real and fake grids differ: real cubes {real.shape[1:]}, fake cubes {fake.shape[1:]}")
+    result = compare(
+        real, fake, box_size, psd_bins=args.psd_bins, ndim=real.ndim - 1,
+        n_splits=args.floor_splits, seed=args.seed, peak_boundary=args.peak_boundary,
+    )
+    if args.plot is not None:
+        from nbgan_app.plots import save_compare_plot
+
+        save_compare_plot(result, args.plot, overwrite=args.overwrite)
+    write_json(args.json, result, overwrite=args.overwrite)
+    print_table(result)
+    return 0
