@@ -91,8 +91,9 @@ class SampleFile:
     """Context manager over the HDF5 file of one sampling run (new, overwritten or resumed)."""
 
     def __init__(self, path: str | os.PathLike, specs: list[DatasetSpec], n_cubes: int, attrs: dict,
-                 overwrite: bool = False, resume: bool = False):
+                 overwrite: bool = False, resume: bool = False, checked: tuple[str, ...] | None = None):
         self.path, self.specs, self.n_cubes, self.attrs = Path(path), specs, n_cubes, attrs
+        self.checked = tuple(attrs) if checked is None else checked  # attrs a resume must match
         self.overwrite, self.resume = overwrite, resume
         self.placed = False
         self.h5: h5py.File | None = None
@@ -129,16 +130,17 @@ class SampleFile:
         except OSError:
             raise InputError(f"--resume: {self.path} is not a writable HDF5 file") from None
         self.placed = True
-        for key, value in self.attrs.items():
-            stored = self.h5.attrs.get(key)
+        for key in self.checked:
+            value, stored = self.attrs[key], self.h5.attrs.get(key)
             if stored is None or _attr(value) != _decode(stored):
                 self.h5.close()
                 raise InputError(f"--resume: {self.path} was written with {key}={_decode(stored)!r}, "
                                  f"not {_attr(value)!r}")
         for spec in self.specs:
-            if spec.name not in self.h5 or self.h5[spec.name].shape[1:] != (spec.side,) * spec.ndim:
+            shape = (self.n_cubes,) + (spec.side,) * spec.ndim
+            if spec.name not in self.h5 or self.h5[spec.name].shape != shape:
                 self.h5.close()
-                raise InputError(f"--resume: {self.path} has no dataset {spec.name} of side {spec.side}")
+                raise InputError(f"--resume: {self.path} has no dataset {spec.name} of shape {shape}")
 
     @property
     def complete(self) -> bool:
