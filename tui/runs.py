@@ -1,0 +1,175 @@
+"""What the dashboard knows about runs, read from run directories only.
+
+Everything here is plain Python (no Textual) and never raises on a run
+directory that is missing, half-written or corrupt: the problem becomes the
+`error` of the returned summary. Reads are cheap and cached on file size and
+modification time, so polling every second costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgan_app import rundir
+
+LOSSES = ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")
+
+
+@dataclass
+class RunSummary:
+    """One row of the run list."""
+
+    path: Path
+    name: str
+    scale: str = "?"
+    config: str = "?"
+    backend: str = "?"
+    step: int = 0
+    state: str = "?"
+    error: str | None = None
+    pid: int | None = None
+    scores: dict = field(default_factory=dict)
+    run: dict = field(default_factory=dict)  # the `run` section of config.json
+
+
+def file_key(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, or None if it is missing: changes whenever the file does."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+class MetricsTail:
+    """Incremental reader of metrics.jsonl: parses only complete lines appended since the last call.
+
+    A torn last line (a writer killed mid-line) is left for the next call; a
+    corrupt complete line is skipped; a file that shrinks (truncated on
+    resume) or vanishes is re-read from the start.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / rundir.METRICS
+        self.records: list[dict] = []
+        self._offset = 0
+
+    def update(self) -> bool:
+        """Read what was appended; True when records changed."""
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            changed = bool(self.records)
+            self.records, self._offset = [], 0
+            return changed
+        if size < self._offset:
+            self.records, self._offset = [], 0
+        if size == self._offset:
+            return False
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read(size - self._offset)
+        complete = chunk.rfind(b"\n") + 1
+        self._offset += complete
+        added = 0
+        for line in chunk[:complete].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+                self.records.append(record)
+                added += 1
+        return added > 0 or size < self._offset
+
+
+def steps_per_second(records: list[dict], window: int = 10) -> float | None:
+    """Training rate over the last `window` logged records (steps per wall-clock second)."""
+    timed = [r for r in records[-window:] if isinstance(r.get("time"), (int, float))]
+    if len(timed) < 2:
+        return None
+    dt = timed[-1]["time"] - timed[0]["time"]
+    return (timed[-1]["step"] - timed[0]["step"]) / dt if dt > 0 else None
+
+
+def last_scores(records: list[dict]) -> dict:
+    """The statistic scores of the latest record that has any (keys beyond step, time and losses)."""
+    skip = {"step", "time", *LOSSES}
+    for record in reversed(records):
+        scores = {k: v for k, v in record.items() if k not in skip and isinstance(v, (int, float))}
+        if scores:
+            return scores
+    return {}
+
+
+def format_scores(scores: dict, limit: int = 3) -> str:
+    """The headline scores first (keys ending in `_score`), as `psd=0.12 mass_hist=0.3`."""
+    keys = sorted(scores, key=lambda k: not k.endswith("_score"))[:limit]
+    return " ".join(f"{k.removesuffix('_score')}={scores[k]:.3g}" for k in keys)
+
+
+class RunWatcher:
+    """Summaries of every run under a root directory, re-read only when a file changed."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._cache: dict[Path, tuple[tuple, RunSummary]] = {}
+        self._tails: dict[Path, MetricsTail] = {}
+
+    def tail(self, run_dir: Path) -> MetricsTail:
+        return self._tails.setdefault(Path(run_dir), MetricsTail(run_dir))
+
+    def scan(self) -> list[RunSummary]:
+        """One summary per run directory (a directory holding config.json or state.json)."""
+        try:
+            dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+        except OSError:
+            return []
+        summaries = []
+        for path in dirs:
+            if not ((path / rundir.CONFIG).exists() or (path / rundir.STATE).exists()):
+                continue
+            summaries.append(self.summary(path))
+        for gone in set(self._cache) - set(dirs):
+            self._cache.pop(gone, None)
+        return summaries
+
+    def summary(self, path: Path) -> RunSummary:
+        tail = self.tail(path)
+        tail.update()
+        key = (file_key(path / rundir.CONFIG), file_key(path / rundir.STATE), len(tail.records))
+        cached = self._cache.get(path)
+        if cached and cached[0] == key and cached[1].state != "running":
+            return cached[1]
+        summary = read_summary(path, tail.records)
+        self._cache[path] = (key, summary)
+        return summary
+
+
+def read_summary(path: Path, records: list[dict]) -> RunSummary:
+    """Summarise one run directory; problems become `state="error"` with a message."""
+    summary = RunSummary(path=path, name=path.name)
+    config = rundir.read_json(path / rundir.CONFIG)
+    if not isinstance(config, dict):
+        summary.state, summary.error = "error", "config.json missing or corrupt"
+        return summary
+    run = config.get("run") if isinstance(config.get("run"), dict) else {}
+    summary.run = run
+    summary.scale = str(run.get("scale", "?"))
+    summary.config = Path(str(run.get("config", run.get("config_path", "?")))).name
+    summary.backend = str(run.get("backend", "?"))
+    if (path / rundir.STATE).exists() and rundir.read_state(path) is None:
+        summary.state, summary.error = "error", "state.json corrupt"
+    else:
+        state = rundir.effective_state(path)
+        summary.state = str(state.get("state", "?"))
+        summary.error = state.get("error")
+        summary.pid = state.get("pid")
+        summary.step = int(state.get("step") or 0)
+    if records:
+        summary.step = max(summary.step, int(records[-1]["step"]))
+    summary.scores = last_scores(records)
+    return summary

@@ -1,0 +1,137 @@
+"""Reading what the dashboard shows of samples: slices of cubes and statistics JSON.
+
+Only reads; every function returns None (or a message) instead of raising on a
+missing, incomplete or corrupt file, because the trainer or the sampler may be
+writing it at that moment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nbgan_app import rundir
+
+LATEST = "latest.h5"
+LATEST_STATS = "latest_stats.json"
+STAT_NAMES = ("psd", "mass_hist", "peak_hist")
+
+
+def read_slice(path: Path, index: int, axis: int = 0, item: int = 0) -> tuple[np.ndarray, int] | str:
+    """Slice `index` along `axis` of cube `item` in an HDF5 cube file, and the cube side.
+
+    Returns (2-D float32 counts, side), or a one-line message when the file cannot be shown.
+    A file with attribute complete=False (a sampler still writing) is shown anyway, with
+    whatever cubes it holds; missing or unreadable files give a message.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            data = f["data"]
+            cube_shape = data.shape[1:] if data.ndim == 4 else data.shape
+            if len(cube_shape) != 3:
+                return f"{path.name}: data has shape {data.shape}"
+            side = cube_shape[0]
+            index = int(np.clip(index, 0, side - 1))
+            where = [slice(None)] * 3
+            where[axis] = index
+            array = data[(item, *where)] if data.ndim == 4 else data[tuple(where)]
+            return np.asarray(array, dtype=np.float32), side
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        return f"{path.name}: {type(exc).__name__}: {exc}"[:120]
+
+
+def is_complete(path: Path) -> bool | None:
+    """The `complete` attribute of a sample file (True when absent), None if unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", True))
+    except OSError:
+        return None
+
+
+def real_cube_file(run_dir: Path) -> Path | None:
+    """The first real cube file of a run's data, from config.json (`config.data.dir` or
+    `config.data.simulation.cache`, relative to the project root of `run.config_path`)."""
+    saved = rundir.read_json(Path(run_dir) / rundir.CONFIG)
+    try:
+        data, run = saved["config"]["data"], saved["run"]
+        simulation = data.get("simulation") or {}
+        where = data.get("dir") or simulation.get("cache")
+        root = Path(run["config_path"]).parent
+    except (TypeError, KeyError, AttributeError):
+        return None
+    if not where:
+        return None
+    root = root.parent if root.name == "configs" else root  # the rule of config.load_config
+    try:
+        folder = root / str(where)
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
+    except OSError:
+        return None
+    return files[0] if files else None
+
+
+def check_stats(stats) -> bool:
+    """Whether `stats` has the `stats --json` layout with the three statistics."""
+    if not isinstance(stats, dict):
+        return False
+    for name in STAT_NAMES:
+        entry = stats.get(name)
+        x_key = "k" if name == "psd" else "edges"
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), list) for k in (x_key, "mean")):
+            return False
+    return True
+
+
+def read_latest_stats(run_dir: Path) -> dict | str:
+    """samples/latest_stats.json as {"real", "fake", "scores"}, or a message when absent or malformed."""
+    return read_stats_pair(Path(run_dir) / rundir.SAMPLES / LATEST_STATS)
+
+
+def from_compare(result: dict) -> dict:
+    """An `nbgan compare` JSON ({stat: {axis, "real", "fake", scores, "floor"}}) as {"real", "fake", "scores"}."""
+    pair: dict = {"real": {"n_cubes": result.get("n_real")}, "fake": {"n_cubes": result.get("n_fake")},
+                  "scores": result}
+    for name in STAT_NAMES:
+        block = result.get(name)
+        if not isinstance(block, dict):
+            continue
+        axis = {k: block[k] for k in ("k", "edges") if k in block}
+        for side in ("real", "fake"):
+            if isinstance(block.get(side), dict):
+                pair[side][name] = {**axis, **block[side]}
+    return pair
+
+
+def read_stats_pair(path: Path) -> dict | str:
+    """{"real", "fake", "scores"} from latest_stats.json or from an `nbgan compare` JSON; else a message."""
+    payload = rundir.read_json(path)
+    if isinstance(payload, dict) and "real" not in payload and "psd" in payload:
+        payload = from_compare(payload)
+    if payload is None:
+        return f"no statistics yet ({path.name} missing)" if not path.exists() else f"{path.name} is corrupt"
+    if not (isinstance(payload, dict) and check_stats(payload.get("real")) and check_stats(payload.get("fake"))):
+        return f"{path.name} lacks real/fake statistics"
+    return payload
+
+
+def centres(stat: dict, name: str) -> np.ndarray:
+    """x values of a statistic: k for the power spectrum, bin centres for histograms."""
+    if name == "psd":
+        return np.asarray(stat["k"], dtype=float)
+    edges = np.asarray(stat["edges"], dtype=float)
+    return 0.5 * (edges[1:] + edges[:-1]) if len(edges) == len(stat["mean"]) + 1 else edges[: len(stat["mean"])]
+
+
+def fractional_difference(real: dict, fake: dict) -> np.ndarray:
+    """(fake - real) / real per bin, 0 where real is 0."""
+    r = np.asarray(real["mean"], dtype=float)
+    f = np.asarray(fake["mean"], dtype=float)[: len(r)]
+    r = r[: len(f)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(r != 0, (f - r) / r, 0.0)

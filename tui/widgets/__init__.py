@@ -1,0 +1,1 @@
+"""Dashboard widgets and screens, one per module, each with its own DEFAULT_CSS."""

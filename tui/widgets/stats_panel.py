@@ -1,0 +1,59 @@
+"""The three summary statistics side by side, with the scores line."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from tui.samples import STAT_NAMES
+from tui.widgets.stat_plot import StatPlot
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def scores_line(scores: dict | None) -> str:
+    """Per statistic, the score of fake vs real and the real-vs-real floor (an `nbgan compare` result);
+    otherwise any flat `name=value` scores."""
+    if not isinstance(scores, dict) or not scores:
+        return "scores: none yet"
+    parts = []
+    for name in STAT_NAMES:
+        block = scores.get(name)
+        if isinstance(block, dict) and _number(block.get("score")):
+            floor = ((block.get("floor") or {}).get("score") or {}).get("mean")
+            parts.append(f"{name} {block['score']:.3g}" + (f" (floor {floor:.3g})" if _number(floor) else ""))
+    if not parts:
+        parts = [f"{k}={v:.3g}" for k, v in scores.items() if _number(v)]
+    return "scores: " + ("  ".join(parts) if parts else "none yet")
+
+
+class StatsPanel(Vertical):
+    """PSD, mass histogram and peak histogram (real vs fake) and the scores vs the real-vs-real floor."""
+
+    DEFAULT_CSS = """
+    StatsPanel { height: 1fr; }
+    StatsPanel > Horizontal { height: 1fr; }
+    StatsPanel > .scores { height: auto; max-height: 2; color: $text-muted; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            for name in STAT_NAMES:
+                yield StatPlot(name, id=f"stat-{name}")
+        yield Static("no statistics yet", classes="scores", id="stats-message")
+
+    def show(self, payload: dict | str) -> None:
+        """Show {"real", "fake", "scores"} or, given a string, that message and empty plots."""
+        message = self.query_one("#stats-message", Static)
+        if isinstance(payload, str):
+            for plot in self.query(StatPlot):
+                plot.show(None, None)
+            message.update(payload)
+            return
+        for plot in self.query(StatPlot):
+            plot.show(payload["real"][plot.stat_name], payload["fake"][plot.stat_name])
+        n_real, n_fake = payload["real"].get("n_cubes", "?"), payload["fake"].get("n_cubes", "?")
+        message.update(f"[cyan]real[/] n={n_real}, [orange1]fake[/] n={n_fake}   {scores_line(payload.get('scores'))}")
