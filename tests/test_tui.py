@@ -222,3 +222,57 @@ def test_training_started_from_the_form_appears_in_the_plot(tmp_path, tiny_confi
             assert ok, log.read_text()[-2000:] if log.exists() else "no train.log"
 
     asyncio.run(go())
+
+
+FAKE_SAMPLER = '''
+import sys, time, numpy as np
+if sys.argv[1] != "sample":
+    from nbgan_app.cli import main
+    sys.exit(main(sys.argv[1:]))
+args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+for wave in range(1, 4):
+    print(f"wave {wave}/3 level 1", file=sys.stderr, flush=True)
+    time.sleep(0.05)
+from nbgan_app.cubes import write_cube
+n, side = int(args["--n"]), int(args.get("--size", 8))
+write_cube(args["--out"], np.random.default_rng(1).poisson(3.0, (n, side, side, side)), 64.0, complete=True)
+'''
+
+
+def test_chained_sampling_writes_a_file_and_shows_statistics(tmp_path, monkeypatch):
+    # TEMPORARY stand-in for `nbgan sample` (real `nbgan compare` runs): the real chain needs three
+    # trained tiny runs, which `nbgan train` cannot make yet. Replace with real runs once it can.
+    fake = tmp_path / "fake_nbgan.py"
+    fake.write_text(FAKE_SAMPLER)
+    monkeypatch.setattr(processes, "nbgan_command", lambda: [sys.executable, str(fake)])
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    from nbgan_app.cubes import write_cube
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        write_cube(data / f"cube_{i}.h5", np.random.default_rng(i).poisson(3.0, (8, 8, 8)), 64.0)
+    for scale in ("3", "2", "1"):
+        make_run(tmp_path / "runs", f"m{scale}", scale=scale, state="finished", data_dir="data",
+                 config_path=str(tmp_path / "configs" / "tiny.toml"))
+
+    async def go():
+        app = app_for(tmp_path / "runs")
+        async with app.run_test(size=(100, 40)) as pilot:
+            assert await wait_for(pilot, lambda: run_list(app).row_count == 3)
+            await pilot.press("c")
+            await pilot.pause(0.3)
+            screen = app.screen
+            screen.query_one("#size").value = "8"
+            await pilot.press("ctrl+s")
+            assert await wait_for(pilot, lambda: screen.result is not None, timeout=60), screen.job.log_tail(10)
+            assert isinstance(screen.result, dict), screen.result
+            assert screen.job.out.exists()
+            psd = screen.query_one("#stat-psd", StatPlot)
+            assert len(psd.frac) > 0
+            message = str(screen.query_one("#stats-message").render())
+            assert "floor" in message
+            assert screen.query_one("#wave").render().plain.strip() == "wave 3/3 level 1"
+
+    asyncio.run(go())

@@ -154,7 +154,8 @@ def read_summary(path: Path, records: list[dict]) -> RunSummary:
     summary = RunSummary(path=path, name=path.name)
     config = rundir.read_json(path / rundir.CONFIG)
     if not isinstance(config, dict):
-        summary.state, summary.error = "error", "config.json missing or corrupt"
+        missing = not (path / rundir.CONFIG).exists()
+        summary.state, summary.error = "error", "config.json missing" if missing else "config.json corrupt"
         return summary
     run = config.get("run") if isinstance(config.get("run"), dict) else {}
     summary.run = run
