@@ -1,0 +1,1 @@
+"""Benchmarks collected by `nbgan bench`: each module exposes `run(quick: bool) -> list[dict]`."""
