@@ -107,8 +107,10 @@ def test_compare_without_floor_and_in_2d():
     rng = np.random.default_rng(8)
     real = rng.poisson(5.0, size=(3, 16, 16)).astype(np.float32)
     fake = rng.poisson(5.0, size=(2, 16, 16)).astype(np.float32)
-    result = compare(real, fake, 50.0, floor=False)
+    result = compare(real, fake, 50.0)  # floor=None: only 3 real cubes, so no floor
     assert result["ndim"] == 2 and "floor" not in result["psd"] and "floor_log_l2_total" not in result
+    assert result["floor_splits"] == 0
+    assert "floor" in compare(np.concatenate([real, real[:1]]), fake, 50.0, n_splits=2)["psd"]
 
 
 @pytest.mark.parametrize("real, fake, message", [
@@ -120,4 +122,4 @@ def test_compare_without_floor_and_in_2d():
 ])
 def test_compare_bad_input(real, fake, message):
     with pytest.raises(InputError, match=message):
-        compare(real, fake, 64.0, n_splits=2)
+        compare(real, fake, 64.0, floor=True, n_splits=2)

@@ -79,7 +79,7 @@ def run(args) -> int:
     if real.shape[1:] != fake.shape[1:]:
         raise InputError(f"real and fake grids differ: real cubes {real.shape[1:]}, fake cubes {fake.shape[1:]}")
     result = compare(
-        real, fake, box_size, psd_bins=args.psd_bins, ndim=real.ndim - 1,
+        real, fake, box_size, psd_bins=args.psd_bins, ndim=real.ndim - 1, floor=True,
         n_splits=args.floor_splits, seed=args.seed, peak_boundary=args.peak_boundary,
     )
     if args.plot is not None:

@@ -169,7 +169,7 @@ def compare(
     box_size: float,
     psd_bins: str = "log",
     ndim: int | None = None,
-    floor: bool = True,
+    floor: bool | None = None,
     n_splits: int = 20,
     seed: int = 0,
     peak_boundary: str = "reflect",
@@ -180,7 +180,9 @@ def compare(
         real, fake: batches of counts (batch axis first), same grid, 2-D or 3-D.
         box_size: box side in Mpc/h (both sets).
         psd_bins: "log" (released) or "linear".
-        floor: also score disjoint halves of the real set (needs >= 4 real cubes).
+        floor: also score disjoint halves of the real set: True requires >= 4
+            real cubes (an InputError otherwise, as the CLI wants); None (default)
+            adds the floor when there are >= 4 real cubes; False never.
         n_splits, seed: number of random half-splits for the floor, and their seed.
 
     Returns:
@@ -195,6 +197,8 @@ def compare(
     fake_batch, _ = as_batch(fake, ndim, name="fake counts")
     if real_batch.ndim != fake_batch.ndim:
         raise InputError(f"real cubes are {real_batch.ndim - 1}-D, fake cubes {fake_batch.ndim - 1}-D")
+    if floor is None:
+        floor = len(real_batch) >= 4
     _check_sets(real_batch, fake_batch, floor)
     d = real_batch.ndim - 1
     real_stats = cube_statistics(real_batch, box_size, psd_bins, d, peak_boundary)
