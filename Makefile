@@ -6,7 +6,12 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench tools
+
+# tmux drives the dashboard's end-to-end test (Debian package; root on these machines).
+tools:
+	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) \
+		|| echo "tmux could not be installed: the dashboard's tmux test will be skipped"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +26,7 @@ demo: $(STAMP)
 
 # Everything runs on TensorFlow (the default backend); tests marked `backends`
 # (models, train steps, data pipeline) run again on JAX and PyTorch.
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q tests
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backends tests
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m backends tests
