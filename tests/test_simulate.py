@@ -1,0 +1,109 @@
+"""`nbgan simulate`: a real (tiny) jaxpm particle-mesh run, its cache, and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import h5py
+import numpy as np
+import pytest
+
+from nbgan_app import simulate
+from nbgan_app.cli import main
+from nbgan_app.config import SimulationConfig
+from nbgan_app.cubes import iter_cubes, read_box_size
+from nbgan_app.errors import InputError
+
+TINY = SimulationConfig(cache="", boxes=2, particles=16, mesh=16, grid=16, box_size=64.0, steps=4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def box0():
+    return simulate.simulate_box(TINY, 0)
+
+
+def test_box_is_a_clustered_count_cube(box0):
+    assert box0.shape == (16, 16, 16) and box0.dtype == np.float32
+    assert box0.sum() == 16**3  # every particle binned once
+    assert np.all(box0 == np.round(box0)) and box0.min() >= 0
+    # Poisson (unclustered) counts have variance / mean = 1; gravity makes it far larger.
+    assert box0.var() / box0.mean() > 1.5
+
+
+def test_same_seed_same_cube_other_seed_other_cube(box0):
+    np.testing.assert_array_equal(simulate.simulate_box(TINY, 0), box0)
+    assert not np.array_equal(simulate.simulate_box(TINY, 1), box0)
+    # box i uses seed + i: box 1 of seed 7 is box 0 of seed 8
+    np.testing.assert_array_equal(simulate.simulate_box(dataclasses.replace(TINY, seed=8), 0),
+                                  simulate.simulate_box(TINY, 1))
+
+
+def test_grid_coarser_than_mesh_sums_blocks(box0):
+    coarse = simulate.simulate_box(dataclasses.replace(TINY, grid=8), 0)
+    np.testing.assert_array_equal(coarse, box0.reshape(8, 2, 8, 2, 8, 2).sum(axis=(1, 3, 5)))
+
+
+def fake_box(sim, index):
+    """A stand-in for the PM run, for the cache tests (the real one is tested above)."""
+    return np.full((sim.grid,) * 3, float(index), np.float32)
+
+
+def test_suite_writes_boxes_with_settings_and_reuses_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(simulate, "simulate_box", fake_box)
+    paths = simulate.simulate_suite(TINY, tmp_path, progress=False)
+    assert [p.name for p in paths] == ["box_000.h5", "box_001.h5"]
+    assert read_box_size(paths[1]) == 64.0 and next(iter_cubes(paths[1]))[0, 0, 0] == 1.0
+    with h5py.File(paths[1]) as f:
+        assert f.attrs["box_seed"] == 8 and f.attrs["steps"] == 4 and f.attrs["sigma8"] == pytest.approx(0.811)
+
+    def fail(sim, index):
+        raise AssertionError("a cached box was simulated again")
+
+    monkeypatch.setattr(simulate, "simulate_box", fail)
+    assert simulate.simulate_suite(TINY, tmp_path, progress=False) == paths
+    with pytest.raises(InputError, match="box_000.h5 was made with steps=4, not 5"):
+        simulate.simulate_suite(dataclasses.replace(TINY, steps=5), tmp_path, progress=False)
+
+
+def test_interrupted_suite_leaves_no_complete_looking_box(tmp_path, monkeypatch):
+    def interrupted(sim, index):
+        if index == 1:
+            raise KeyboardInterrupt
+        return fake_box(sim, index)
+
+    monkeypatch.setattr(simulate, "simulate_box", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        simulate.simulate_suite(TINY, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box_000.h5"]  # no box_001, no temporary
+    monkeypatch.setattr(simulate, "simulate_box", fake_box)
+    assert len(simulate.simulate_suite(TINY, tmp_path, progress=False)) == 2
+
+
+def test_cli_runs_a_real_simulation(tmp_path, capsys):
+    argv = ["simulate", "--out", str(tmp_path), "--boxes", "1", "--particles", "16", "--grid", "8",
+            "--box-size", "64", "--steps", "4", "--seed", "7", "--quiet"]
+    assert main(argv) == 0
+    assert "variance/mean" in capsys.readouterr().out
+    counts = next(iter_cubes(tmp_path / "box_000.h5"))
+    assert counts.shape == (8, 8, 8) and counts.sum() == 16**3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--boxes", "1"], "give --out DIR"),
+    (["--particles", "16", "--mesh", "32"], "simulation.mesh"),
+    (["--steps", "0"], "simulation.steps"),
+    (["--box-size", "-1"], "simulation.box_size"),
+    (["--config", "no-such.toml"], "no such config file"),
+])
+def test_cli_bad_input_exits_2(tmp_path, capsys, argv, message):
+    out = ["--out", str(tmp_path / "out")] if argv[0] != "--boxes" else []
+    assert main(["simulate", *out, *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_output_that_is_a_file_exits_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["simulate", "--out", str(tmp_path / "file"), "--boxes", "1", "--quiet"]) == 2
+    assert "cannot create output directory" in capsys.readouterr().err
