@@ -108,7 +108,8 @@ def _schedule(sim: SimulationConfig) -> np.ndarray:
         cosmo = _cosmology(sim)  # one fresh object: jaxpm fills its growth cache once per trace
 
         def kick(at):  # dp/da per unit force at `at`, over dGf/da at `at`
-            return 1.5 * cosmo.Omega_m / (at**2 * jnp.sqrt(jc.background.Esqr(cosmo, at))) / growth.dGfa(cosmo, at)
+            dp_da = 1.5 * cosmo.Omega_m / (at**2 * jnp.sqrt(jc.background.Esqr(cosmo, at)))
+            return dp_da / growth.dGfa(cosmo, at)
 
         def gf(x):
             return growth.Gf(cosmo, x)
@@ -122,26 +123,26 @@ def _schedule(sim: SimulationConfig) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled(mesh: int, box_size: float, a_start: float, physics: SimulationConfig):
+def _compiled(physics: SimulationConfig):
     """jit-compiled (initial conditions, one KDK step) for one set of settings; reused across boxes."""
     _import_jax_cosmo()
     import jax
     import jax.numpy as jnp
     from jaxpm.pm import linear_field, lpt, pm_forces
 
-    shape = (mesh,) * 3
+    shape, box = (physics.mesh,) * 3, (float(physics.box_size),) * 3
     k_table, p_table = (jnp.asarray(t) for t in _power_table(physics))
-    grid = jnp.stack(jnp.meshgrid(*[jnp.arange(mesh, dtype=jnp.float32)] * 3, indexing="ij"), axis=-1)
-    lattice = grid.reshape(-1, 3)  # particles start on the mesh nodes (mesh-cell units)
+    nodes = jnp.meshgrid(*[jnp.arange(physics.mesh, dtype=jnp.float32)] * 3, indexing="ij")
+    lattice = jnp.stack(nodes, axis=-1).reshape(-1, 3)  # particles start on the mesh nodes (mesh-cell units)
 
     def power(k):
         return jnp.interp(k.reshape(-1), k_table, p_table).reshape(k.shape)
 
     @jax.jit
     def initial(key):
-        field = linear_field(shape, (box_size,) * 3, power, seed=key)
+        field = linear_field(shape, box, power, seed=key)
         # A fresh cosmology inside the trace, apart from the power spectrum's (pitfall above).
-        dx, p, _ = lpt(_cosmology(physics), field, particles=lattice, a=a_start)
+        dx, p, _ = lpt(_cosmology(physics), field, particles=lattice, a=physics.a_start)
         return lattice + dx, p
 
     @jax.jit
@@ -172,7 +173,7 @@ def simulate_box(sim: SimulationConfig, index: int) -> np.ndarray:
     with warnings.catch_warnings():
         # jax_cosmo asks for int64 indices, which jax (32-bit by default) truncates to int32: harmless.
         warnings.filterwarnings("ignore", message="Explicitly requested dtype int64")
-        initial, step = _compiled(sim.mesh, float(sim.box_size), float(sim.a_start), _physics(sim))
+        initial, step = _compiled(_physics(sim))
         x, p = initial(jax.random.PRNGKey(sim.seed + index))
         for factors in _schedule(_schedule_key(sim)):
             x, p = step(x, p, factors)
