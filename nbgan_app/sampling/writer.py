@@ -20,6 +20,7 @@ real content. A run interrupted later leaves `complete = False`.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ class DatasetSpec:
     @property
     def n(self) -> int:
         return self.side // self.patch
+
+    @property
+    def chunk(self) -> int:
+        """HDF5 chunk side: the patch, but at most 32 for whole-cube levels (read back in small windows)."""
+        return self.patch if self.patch < self.side else math.gcd(self.side, 32)
 
 
 class LevelTarget:
@@ -116,7 +122,7 @@ class SampleFile:
             self.h5.attrs[key] = _attr(value)
         self.h5.attrs["complete"] = False
         for spec in self.specs:
-            chunk = (1,) + (spec.patch,) * spec.ndim
+            chunk = (1,) + (spec.chunk,) * spec.ndim
             self.h5.create_dataset(spec.name, shape=(self.n_cubes,) + (spec.side,) * spec.ndim,
                                    dtype="float32", chunks=chunk, fillvalue=0.0)
             self.h5.create_dataset("progress/" + spec.name.replace("/", "_"),
