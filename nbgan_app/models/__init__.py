@@ -1,0 +1,1 @@
+"""The networks of the thesis: Keras 3 Functional generators and critics built by block helpers."""

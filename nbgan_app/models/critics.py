@@ -1,0 +1,31 @@
+"""Critics: strided convolutions, flatten, dense layers, one unbounded score per sample.
+
+M3's critic sees a whole coarsest cube (B, s^d, 1); the M2/M1 critic the
+window with the up-sampled coarse window and the residual (B, (2p)^d, 3),
+Mu's the bare window (B, (2p)^d, 1) - see `nbgan_app.windows.critic_input`.
+No residual additions (the thesis keeps them to the generators); the
+architecture picks inception or plain convolutions. The score is a linear
+Dense(1) in float32 (no activation: a Wasserstein critic).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from nbgan_app.models.blocks import conv_stack
+
+
+def build_critic(input_size: int, channels: int, filters, strides, dense_units,
+                 architecture: str = "inception", kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
+                 merge: bool = False, ndim: int = 3, name: str = "critic") -> keras.Model:
+    """Critic: (B, input_size^ndim, channels) -> (B, 1) scores."""
+    x_in = keras.Input((input_size,) * ndim + (channels,), name="critic_input")
+    arch = "inception" if architecture == "inception_residual" else architecture
+    x = conv_stack(x_in, filters, strides, arch, kernel_sizes, activation, merge=merge)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense_units):
+        x = layers.Dense(units, name=f"dense{i}")(x)
+        x = layers.Activation(activation, name=f"dense{i}_act")(x)
+    score = layers.Dense(1, dtype="float32", name="score")(x)
+    return keras.Model(x_in, score, name=name)

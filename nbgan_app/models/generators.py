@@ -1,0 +1,77 @@
+"""Generators: M3 (latent code -> whole coarsest cube) and M2/M1/Mu (context -> target patch).
+
+Tensors are channels last with a leading batch axis; `ndim` is the number of
+spatial axes (3 for the thesis; 2 works through the same code for slices).
+Values are in transformed space (the pyramid's point-wise count transform).
+The last entry of `filters` is the output layer and must be 1 (one channel);
+it has no hidden activation but `output_activation` (thesis "relu"; "linear"
+as the release's M3), computed in float32 under mixed precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from nbgan_app.models.blocks import conv_block, conv_stack
+
+
+def _check_output(filters, strides=None):
+    if not filters or filters[-1] != 1:
+        raise ValueError(f"Expected generator filters ending with 1 (one output channel). "
+                         f"Received: filters={list(filters)}")
+    if strides is not None and len(strides) != len(filters):
+        raise ValueError(f"Expected filters and strides of equal length. Received: filters={list(filters)}, "
+                         f"strides={list(strides)}")
+
+
+def _output(x, architecture, kernel_sizes, strides, transpose, merge, output_activation, index):
+    x = conv_block(x, 1, architecture, kernel_sizes, strides, transpose, merge, name=f"layer{index}")
+    return layers.Activation(output_activation, dtype="float32", name="output")(x)
+
+
+def build_cube_generator(latent_dim: int, cube_size: int, dense_units: int, initial_size: int,
+                         filters, strides, architecture: str = "inception", kernel_sizes=(1, 3, 5),
+                         activation: str = "leaky_relu", output_activation: str = "relu",
+                         merge: bool = False, ndim: int = 3, name: str = "generator") -> keras.Model:
+    """M3: z (B, latent_dim) ~ N(0, 1) -> cube (B, cube_size^ndim, 1).
+
+    Dense(dense_units) -> reshape to initial_size^ndim x (dense_units / initial_size^ndim)
+    channels (thesis: 64 -> 2x2x2x8) -> transposed convolutions `filters`/`strides`
+    ('same' padding, so each multiplies the side by its stride).
+    """
+    _check_output(filters, strides)
+    cells = initial_size**ndim
+    if dense_units % cells:
+        raise ValueError(f"Expected dense_units divisible by initial_size**{ndim} = {cells}. "
+                         f"Received: dense_units={dense_units}")
+    if initial_size * math.prod(strides) != cube_size:
+        raise ValueError(f"Expected initial_size * prod(strides) == cube_size. Received: initial_size="
+                         f"{initial_size}, strides={list(strides)}, cube_size={cube_size}")
+    z = keras.Input((latent_dim,), name="latent")
+    x = layers.Dense(dense_units, name="dense")(z)
+    x = layers.Activation(activation, name="dense_act")(x)
+    x = layers.Reshape((initial_size,) * ndim + (dense_units // cells,), name="reshape")(x)
+    x = conv_stack(x, filters[:-1], strides[:-1], architecture, kernel_sizes, activation, transpose=True,
+                   residual=architecture == "inception_residual", merge=merge)
+    out = _output(x, architecture, kernel_sizes, strides[-1], True, merge, output_activation, len(filters) - 1)
+    return keras.Model(z, out, name=name)
+
+
+def build_patch_generator(patch: int, context_channels: int, filters, architecture: str = "inception_residual",
+                          kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
+                          output_activation: str = "relu", merge: bool = False, ndim: int = 3,
+                          name: str = "generator") -> keras.Model:
+    """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
+
+    The input's channel 0 is the latent cube (N(0, 1) per voxel), the others
+    the context of `nbgan_app.windows.split_window`. Stride-1 layers throughout.
+    """
+    _check_output(filters)
+    x_in = keras.Input((patch,) * ndim + (1 + context_channels,), name="latent_and_context")
+    x = conv_stack(x_in, filters[:-1], [1] * (len(filters) - 1), architecture, kernel_sizes, activation,
+                   residual=architecture == "inception_residual", merge=merge)
+    out = _output(x, architecture, kernel_sizes, 1, False, merge, output_activation, len(filters) - 1)
+    return keras.Model(x_in, out, name=name)

@@ -1,0 +1,115 @@
+"""WGAN-GP: the penalty on analytic critics, one train step per kind of scale, seeded determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nbgan_app.config import load_config
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.backends
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _jax_compilation_cache(tmp_path_factory):
+    """On JAX, XLA compilation dominates these tests: identical step programs compile once."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    yield
+
+
+def _penalty(weight_norm, gp_weight=10.0):
+    from keras import ops
+
+    from nbgan_app.gan.wgan_gp import gradient_penalty
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 4, 4, 1)).astype("float32")
+    w = ops.convert_to_tensor(w * weight_norm / np.linalg.norm(w))
+    real = ops.convert_to_tensor(rng.normal(size=(3, 4, 4, 4, 1)).astype("float32"))
+    fake = ops.convert_to_tensor(rng.normal(size=(3, 4, 4, 4, 1)).astype("float32"))
+    weights = ops.convert_to_tensor(rng.uniform(size=(3, 1, 1, 1, 1)).astype("float32"))
+
+    def linear_critic(x):  # D(x) = <w, x>: its input gradient is w for every sample
+        return ops.sum(x * w, axis=(1, 2, 3, 4))
+
+    return float(ops.convert_to_numpy(gradient_penalty(linear_critic, real, fake, weights, gp_weight)))
+
+
+def test_penalty_of_a_linear_critic_is_analytic():
+    assert _penalty(1.0) == pytest.approx(0.0, abs=1e-6)
+    assert _penalty(2.0) == pytest.approx(10.0, rel=1e-5)
+    assert _penalty(3.0, gp_weight=1.0) == pytest.approx(4.0, rel=1e-5)
+
+
+def _tiny_gan(scale, seed=0, num_critic_steps=1):
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.models.factory import build_gan, build_optimizers
+
+    config = load_config(ROOT / "configs" / "tiny.toml")
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed,
+                                                                   num_critic_steps=num_critic_steps))
+    keras.utils.set_random_seed(seed)  # same initial weights for the same seed
+    gan = build_gan(config, scale)
+    gan.compile(*build_optimizers(config.train))
+    return gan, config
+
+
+def _tiny_data(config, scale):
+    """One train step's real data: n fresh batches (transformed space is >= 0)."""
+    rng = np.random.default_rng(1)
+    n, batch, p = config.train.num_critic_steps, config.train.batch_size, config.pyramid.patch
+    if scale == "3":
+        side = config.level_size("3")
+        return (rng.gamma(2.0, size=(n, batch) + (side,) * 3 + (1,)).astype("float32"),)
+    windows = rng.gamma(2.0, size=(n, batch) + (2 * p,) * 3 + (1,)).astype("float32")
+    if scale == "uni":
+        return (windows,)
+    f = config.factor(scale)
+    coarse = windows.reshape((n, batch) + (2 * p // f, f) * 3 + (1,)).mean(axis=(3, 5, 7))
+    return windows, coarse
+
+
+def _weights(model):
+    from keras import ops
+
+    return [ops.convert_to_numpy(v) for v in model.trainable_variables]
+
+
+# One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch.
+@pytest.mark.parametrize("scale, num_critic_steps", [("3", 1), ("2", 2), ("uni", 1)])
+def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps):
+    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps)
+    before = (_weights(gan.generator), _weights(gan.critic))
+    logs = gan.train_on_batch(*_tiny_data(config, scale), return_dict=True)
+    assert set(logs) >= {"critic_loss", "generator_loss", "gradient_penalty", "wasserstein"}
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    for old, new in zip(before, (_weights(gan.generator), _weights(gan.critic))):
+        assert any(not np.allclose(a, b) for a, b in zip(old, new))
+    assert int(gan.d_optimizer.iterations) == config.train.num_critic_steps
+    assert int(gan.g_optimizer.iterations) == 1
+
+
+def test_same_seed_gives_identical_steps_and_the_seed_state_is_saved(tmp_path):
+    first, config = _tiny_gan("3", seed=3)
+    second, _ = _tiny_gan("3", seed=3)
+    data = _tiny_data(config, "3")
+    first.save_weights(tmp_path / "start.weights.h5")
+    logs = [first.train_on_batch(*data, return_dict=True), second.train_on_batch(*data, return_dict=True)]
+    assert logs[0] == logs[1]
+    for a, b in zip(_weights(first), _weights(second)):
+        np.testing.assert_array_equal(a, b)
+    # Restoring the start weights restores the seed state too: the step repeats exactly.
+    first.load_weights(tmp_path / "start.weights.h5")
+    assert first.train_on_batch(*data, return_dict=True) == logs[0]
+    np.testing.assert_array_equal(_weights(first)[0], _weights(second)[0])
