@@ -107,6 +107,9 @@ class WGANGP(keras.Model):
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile="auto", **kwargs):
         """d_optimizer/g_optimizer: critic's and generator's optimizers (RMSprop(3e-5) each by default).
 
+        jit_compile "auto" is Keras's rule: XLA on JAX, and on TensorFlow only when
+        an accelerator is present (on this 2-core CPU a demo-size M3 step took
+        0.37 s plain tf.function against 8.2 s with XLA; M2 0.51 s against 22 s).
         PyTorch is kept eager: jit_compile would wrap it in torch.compile, which
         refuses the double backward of the penalty.
         """
