@@ -180,7 +180,7 @@ class WGANGP(keras.Model):
         reals, coarse, _ = keras.utils.unpack_x_y_sample_weight(data)
         if self.coarse and coarse is None:
             raise ValueError("Expected data (windows, coarse) for a conditional model. Received: no coarse")
-        if reals.shape[0] != n:
+        if reals.shape[0] not in (None, n):  # None: fit() on a generator under tf.function
             raise ValueError(f"Expected a leading axis of num_critic_steps={n} on the real batches. "
                              f"Received: shape={tuple(reals.shape)}")
         reals = ops.convert_to_tensor(reals, "float32")  # torch's train_on_batch passes NumPy arrays
