@@ -80,8 +80,9 @@ class TrainingBatches(keras.utils.PyDataset):
         steps: number of batches (generator steps) in one pass.
         first_step: index offset, so batch i of this dataset is global step first_step + i.
 
-    Items: M3 -> (n, B, S..., 1); Mu -> (n, B, 2p..., 1); M2/M1 -> that and the
-    coarse windows (n, B, 2p/f..., 1), as a tuple.
+    Items: M3 -> (B, n, S..., 1); Mu -> (B, n, 2p..., 1); M2/M1 -> that and the
+    coarse windows (B, n, 2p/f..., 1), as a tuple. Batch axis first (Keras
+    shards it); axis 1 is the critic step.
     """
 
     def __init__(self, levels, batch_size, num_critic_steps, patch=None, factor=None, seed=0,
@@ -114,7 +115,7 @@ class TrainingBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.first_step + index])
         count = self.num_critic_steps * self.batch_size
         items = np.stack([self._item(rng) for _ in range(count)])[..., None].astype(np.float32)
-        items = items.reshape((self.num_critic_steps, self.batch_size) + items.shape[1:])
+        items = items.reshape((self.batch_size, self.num_critic_steps) + items.shape[1:])
         if self.factor is None:
             return items
         coarse = block_mean(items[..., 0], self.factor, self.ndim)[..., None]

@@ -66,17 +66,17 @@ def _tiny_gan(scale, seed=0, num_critic_steps=1):
 
 
 def _tiny_data(config, scale):
-    """One train step's real data: n fresh batches (transformed space is >= 0)."""
+    """One train step's real data: B items of n fresh batches each (transformed space is >= 0)."""
     rng = np.random.default_rng(1)
     n, batch, p = config.train.num_critic_steps, config.train.batch_size, config.pyramid.patch
     if scale == "3":
         side = config.level_size("3")
-        return (rng.gamma(2.0, size=(n, batch) + (side,) * 3 + (1,)).astype("float32"),)
-    windows = rng.gamma(2.0, size=(n, batch) + (2 * p,) * 3 + (1,)).astype("float32")
+        return (rng.gamma(2.0, size=(batch, n) + (side,) * 3 + (1,)).astype("float32"),)
+    windows = rng.gamma(2.0, size=(batch, n) + (2 * p,) * 3 + (1,)).astype("float32")
     if scale == "uni":
         return (windows,)
     f = config.factor(scale)
-    coarse = windows.reshape((n, batch) + (2 * p // f, f) * 3 + (1,)).mean(axis=(3, 5, 7))
+    coarse = windows.reshape((batch, n) + (2 * p // f, f) * 3 + (1,)).mean(axis=(3, 5, 7))
     return windows, coarse
 
 

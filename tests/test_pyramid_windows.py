@@ -63,13 +63,13 @@ def test_batches_deterministic_and_shaped():
     levels = np.random.default_rng(2).random((3, 16, 16, 16)).astype(np.float32)
     data = TrainingBatches(levels, batch_size=2, num_critic_steps=3, patch=4, factor=2, seed=5, steps=10)
     windows, coarse = data[4]
-    assert windows.shape == (3, 2, 8, 8, 8, 1) and coarse.shape == (3, 2, 4, 4, 4, 1)
+    assert windows.shape == (2, 3, 8, 8, 8, 1) and coarse.shape == (2, 3, 4, 4, 4, 1)
     assert np.allclose(coarse[..., 0], block_mean(windows[..., 0], 2))
     again = TrainingBatches(levels, 2, 3, patch=4, factor=2, seed=5, steps=6, first_step=4)
     assert np.array_equal(again[0][0], windows)  # batch = f(seed, global step): exact resume
     assert not np.array_equal(data[5][0], windows)
     whole = TrainingBatches(levels, 2, 3, seed=5, steps=1)[0]
-    assert whole.shape == (3, 2, 16, 16, 16, 1)
+    assert whole.shape == (2, 3, 16, 16, 16, 1)
     # shifts and symmetries preserve the multiset of values of a whole cube
     assert any(np.allclose(np.sort(whole[0, 0].ravel()), np.sort(lv.ravel())) for lv in levels)
 

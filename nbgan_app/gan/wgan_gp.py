@@ -3,9 +3,11 @@
 Data of one `train_step` (one generator step after `num_critic_steps` critic
 steps, each on a fresh real batch; transformed space, channels last):
 
-- M3 (`whole_cube=True`): real cubes (n, B, s^d, 1).
-- M2/M1 (`coarse=True`): a tuple (windows (n, B, (2p)^d, 1), coarse windows
-  (n, B, (2p/f)^d, 1)); Mu (`coarse=False`): windows (n, B, (2p)^d, 1) alone.
+- M3 (`whole_cube=True`): real cubes (B, n, s^d, 1).
+- M2/M1 (`coarse=True`): a tuple (windows (B, n, (2p)^d, 1), coarse windows
+  (B, n, (2p/f)^d, 1)); Mu (`coarse=False`): windows (B, n, (2p)^d, 1) alone.
+The batch axis comes first, as Keras and data-parallel sharding expect; axis 1
+holds the n fresh real batches of the n critic steps.
 
 For windows the generator input is concat([latent (B, p^d, 1) ~ N(0, 1),
 context]) with `context, target = windows.split_window(window, coarse)`; the
@@ -180,15 +182,15 @@ class WGANGP(keras.Model):
         reals, coarse, _ = keras.utils.unpack_x_y_sample_weight(data)
         if self.coarse and coarse is None:
             raise ValueError("Expected data (windows, coarse) for a conditional model. Received: no coarse")
-        if reals.shape[0] not in (None, n):  # None: fit() on a generator under tf.function
-            raise ValueError(f"Expected a leading axis of num_critic_steps={n} on the real batches. "
+        if reals.shape[1] not in (None, n):
+            raise ValueError(f"Expected axis 1 of size num_critic_steps={n} on the real batches. "
                              f"Received: shape={tuple(reals.shape)}")
         reals = ops.convert_to_tensor(reals, "float32")  # torch's train_on_batch passes NumPy arrays
         coarses = [None] * n
         if self.coarse:
             coarse = ops.convert_to_tensor(coarse, "float32")
-            coarses = [coarse[i] for i in range(n)]
-        return [reals[i] for i in range(n)], coarses
+            coarses = [coarse[:, i] for i in range(n)]
+        return [reals[:, i] for i in range(n)], coarses
 
     def _latent_shape(self, real):
         batch = ops.shape(real)[0]

@@ -1,0 +1,90 @@
+"""`nbgan bench`: every benchmark side by side in one run, a table of ratios on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+# Module names under nbgan_app.benchmarks, in the order they run.
+SUITES = ("binning", "stats", "train_step", "sampling")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run the benchmark suite (medians of repeats, ratios side by side)",
+        description="Runs every benchmark in one process, side by side with its reference, and prints a "
+                    "table of absolute times (medians of repeats) and ratios. Figures are printed, never "
+                    "asserted.")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (about 5 minutes)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
+    parser.set_defaults(func=run)
+
+
+def machine() -> dict:
+    import psutil
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="nbgan bench (median seconds; ratio = reference / ours)")
+    for column in ("benchmark", "ours (s)", "reference", "reference (s)", "ratio", "repeats", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["benchmark"], _fmt(row.get("ours_s")), row.get("reference") or "",
+                      _fmt(row.get("reference_s")), _fmt(row.get("ratio")), _fmt(row.get("repeats")),
+                      row.get("note", ""))
+    Console(width=160).print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nbgan_app.outputs import atomic_file
+
+    if args.json is not None and args.json.exists():
+        from nbgan_app.errors import InputError
+
+        raise InputError(f"output {args.json} already exists")
+    info = machine()
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
+    rows: list[dict] = []
+    started = time.time()
+    for name in args.only or SUITES:
+        try:
+            module = importlib.import_module(f"nbgan_app.benchmarks.{name}")
+        except ModuleNotFoundError:
+            continue
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        suite_rows = module.run(quick=args.quick)
+        for row in suite_rows:
+            row.setdefault("suite", name)
+        rows.extend(suite_rows)
+    print_table(rows)
+    print(f"total {time.time() - started:.0f} s")
+    if args.json is not None:
+        with atomic_file(args.json) as tmp:
+            tmp.write_text(json.dumps({"machine": info, "quick": args.quick, "rows": rows}, indent=1))
+    return 0

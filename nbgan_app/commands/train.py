@@ -1,0 +1,42 @@
+"""`nbgan train`: train one scale into a run directory; the same command resumes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one scale (3, 2, 1 or uni) into a run directory; rerun to resume",
+        description="Train one scale's WGAN-GP. Rerunning the same command resumes exactly from the newest "
+                    "checkpoint. SIGTERM or Ctrl-C stops gracefully after a checkpoint. The backend comes from "
+                    "KERAS_BACKEND (tensorflow by default).",
+    )
+    parser.add_argument("--config", required=True, type=Path, help="TOML config, e.g. configs/demo.toml")
+    parser.add_argument("--scale", required=True, choices=["3", "2", "1", "uni"], help="which model to train")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="run directory (default: checkpoints/<config>-<scale>)")
+    parser.add_argument("--steps", type=int, default=None, help="train to this many generator steps "
+                        "(default: train.steps of the config)")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data-parallel over all local devices (JAX: keras.distribution; "
+                             "TensorFlow: tf.distribute.MirroredStrategy)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nbgan_app.config import load_config
+    from nbgan_app.errors import InputError
+    from nbgan_app.training import train
+
+    config = load_config(args.config)
+    if args.steps is not None and args.steps <= 0:
+        raise InputError(f"--steps: expected > 0. Received: {args.steps}")
+    run_dir = args.run_dir or Path(config.root) / "checkpoints" / f"{Path(args.config).stem}-{args.scale}"
+    state = train(config, args.scale, run_dir, steps=args.steps, progress=False if args.quiet else None,
+                  distribute=args.distribute)
+    print(f"{run_dir}: {state['state']} at step {state['step']}")
+    return 0

@@ -1,0 +1,96 @@
+"""The training loop: run directory, exact resume, guards. Runs on every backend."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nbgan_app import checkpoints, rundir
+from nbgan_app.errors import InputError
+
+pytestmark = pytest.mark.backends
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _variables(run_dir):
+    step, path = checkpoints.latest_checkpoint(run_dir)
+    with np.load(path / "state.npz") as saved:
+        return step, [saved[k] for k in sorted(saved.files)]
+
+
+def _losses(run_dir):
+    return [(r["step"], r["critic_loss"], r["generator_loss"], r["gradient_penalty"])
+            for r in rundir.read_metrics(run_dir)]
+
+
+def test_run_directory_contents(tiny_config, tiny_cubes, tmp_path):
+    from nbgan_app.training import train
+
+    state = train(tiny_config, "3", tmp_path / "run", steps=2, progress=False)
+    run = tmp_path / "run"
+    assert state["state"] == "finished" and state["step"] == 2
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["run"]["scale"] == "3" and saved["config"]["pyramid"]["patch"] == 4
+    records = rundir.read_metrics(run)
+    assert [r["step"] for r in records] == [1, 2]
+    for key in ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein", "time"):
+        assert np.isfinite(records[-1][key])
+    assert checkpoints.latest_checkpoint(run)[0] == 2
+    assert (run / "samples" / "latest.h5").exists()
+    stats = json.loads((run / "samples" / "latest_stats.json").read_text())
+    assert stats["real"]["psd"]["k"] and stats["fake"]["n_cubes"] == tiny_config.train.eval_samples
+
+
+@pytest.mark.parametrize("scale", ["3", "2", "uni"])
+def test_resume_is_exact(tiny_config, tiny_cubes, tmp_path, scale):
+    from nbgan_app.training import train
+
+    train(tiny_config, scale, tmp_path / "straight", steps=4, progress=False)
+    train(tiny_config, scale, tmp_path / "split", steps=2, progress=False)
+    train(tiny_config, scale, tmp_path / "split", steps=4, progress=False)
+    step_a, vars_a = _variables(tmp_path / "straight")
+    step_b, vars_b = _variables(tmp_path / "split")
+    assert step_a == step_b == 4 and len(vars_a) == len(vars_b)
+    for a, b in zip(vars_a, vars_b):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_losses(tmp_path / "straight"), _losses(tmp_path / "split"), rtol=1e-4, atol=1e-6)
+
+
+def test_locked_run_is_refused(tiny_config, tiny_cubes, tmp_path):
+    from nbgan_app.training import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with rundir.run_lock(run):
+        with pytest.raises(InputError, match="locked"):
+            train(tiny_config, "3", run, steps=1, progress=False)
+
+
+def test_other_scale_in_same_run_dir_is_refused(tiny_config, tiny_cubes, tmp_path):
+    from nbgan_app.training import train
+
+    train(tiny_config, "3", tmp_path / "run", steps=1, progress=False)
+    with pytest.raises(InputError, match="scale"):
+        train(tiny_config, "2", tmp_path / "run", steps=1, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tiny_cubes, tmp_path, monkeypatch):
+    from nbgan_app import training
+
+    run = tmp_path / "run"
+    training.train(tiny_config, "3", run, steps=2, progress=False)
+    good = _variables(run)
+    real = training.scale_levels
+    monkeypatch.setattr(training, "scale_levels", lambda *a: real(*a) * np.nan)
+    with pytest.raises(InputError, match="non-finite"):
+        training.train(tiny_config, "3", run, steps=4, progress=False)
+    assert rundir.read_state(run)["state"] == "failed"
+    after = _variables(run)
+    assert after[0] == 2 and all(np.array_equal(a, b) for a, b in zip(good[1], after[1]))
