@@ -32,3 +32,16 @@ def tiny_cubes(tiny_config):
 
     counts, _box_size = load_dataset(tiny_config)
     return counts
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_config, tiny_cubes, tmp_path_factory):
+    """Tiny runs of every scale trained for 2 steps: {"3": path, "2": ..., "1": ..., "uni": ...}."""
+    from nbgan_app.training import train
+
+    root = tmp_path_factory.mktemp("tiny-runs")
+    runs = {}
+    for scale in ("3", "2", "1", "uni"):
+        runs[scale] = root / f"tiny-{scale}"
+        train(tiny_config, scale, runs[scale], steps=2, progress=False)
+    return runs
