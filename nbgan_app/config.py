@@ -117,12 +117,24 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class DemoConfig:
+    """`nbgan demo`: generator steps per scale, cubes sampled, where it all goes."""
+
+    steps_m3: int = 600
+    steps_m2: int = 400
+    steps_m1: int = 400
+    samples: int = 6
+    out: str = "checkpoints/demo"
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig
     transform: TransformConfig = field(default_factory=TransformConfig)
     pyramid: PyramidConfig = field(default_factory=PyramidConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
     m3: ModelConfig = field(default_factory=ModelConfig)
     m2: ModelConfig = field(default_factory=ModelConfig)
     m1: ModelConfig = field(default_factory=ModelConfig)
@@ -256,6 +268,9 @@ def validate(config: Config) -> Config:
             raise InputError(f"train.{key}: {getattr(train, key)} is not a multiple of train.log_every "
                              f"{train.log_every}")
     _check_choice("sample.order", config.sample.order, ("wavefront", "raster"))
+    for key in ("steps_m3", "steps_m2", "steps_m1", "samples"):
+        if getattr(config.demo, key) <= 0:
+            raise InputError(f"demo.{key}: expected > 0. Received: {getattr(config.demo, key)}")
     return config
 
 
