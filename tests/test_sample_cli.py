@@ -1,10 +1,14 @@
-"""`nbgan sample` and `nbgan upscale` end to end on tiny run directories, and their bad-input exits."""
+"""`nbgan sample` and `nbgan upscale` end to end on tiny trained runs (2 steps each on real jaxpm cubes).
+
+The runs come from conftest's session fixture `tiny_runs` (tiny config: levels 16/8/4, patch 4). Sampling is
+NumPy around the generators' inference calls, so these run on the default backend only.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
+import re
+import shutil
 
 import h5py
 import numpy as np
@@ -13,83 +17,132 @@ import pytest
 from nbgan_app.cli import main
 
 
-def make_run(root, name, scale, config, checkpoint=True):
-    """A run directory in the training helper's format with an untrained generator as its checkpoint."""
-    from nbgan_app.config import to_dict
-    from nbgan_app.models.factory import build_generator
-
-    run = root / name
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"config": to_dict(config), "run": {"scale": scale}}))
-    if checkpoint:
-        step = run / "checkpoints" / "step-00000002"
-        step.mkdir(parents=True)
-        build_generator(config.model(scale), scale, config).save(step / "generator.keras")
-    return str(run)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_config):
-    root = tmp_path_factory.mktemp("runs")
-    out = {s: make_run(root, f"run{s}", s, tiny_config) for s in ("3", "2", "1", "uni")}
-    out["bare"] = make_run(root, "bare", "1", tiny_config, checkpoint=False)
-    other = dataclasses.replace(tiny_config, transform=dataclasses.replace(tiny_config.transform, c=50.0))
-    out["other_transform"] = make_run(root, "other", "1", other)
-    return out
-
-
 def read(path):
     with h5py.File(path, "r") as f:
-        return f["data"][()], dict(f.attrs), sorted(f.get("levels", {}).keys())
+        return f["data"][()], dict(f.attrs), {k: f["levels"][k][()] for k in f.get("levels", {})}
 
 
-@pytest.mark.backends
-def test_chain_samples_end_to_end_and_orders_agree(runs, tmp_path, capsys):
-    chain = ",".join(runs[s] for s in ("3", "2", "1"))
-    assert main(["sample", "--chain", chain, "--n", "2", "--out", str(tmp_path / "w.h5"), "--seed", "3"]) == 0
-    err = capsys.readouterr().err
-    assert "wave 1/1 level 3" in err and "wave 4/4 level 2" in err and "wave 10/10 level 1" in err
+def chain_of(tiny_runs, *scales):
+    return ",".join(str(tiny_runs[s]) for s in scales)
+
+
+def wave_lines(err):
+    return [tuple(map(int, m)) for m in re.findall(r"^wave (\d+)/(\d+) level (\d+)$", err, re.M)]
+
+
+def valid_counts(data, shape):
+    return data.shape == shape and np.all(np.isfinite(data)) and np.all(data >= 0) and data.any()
+
+
+def test_trained_chain_samples_orders_agree_and_resume_is_exact(tiny_runs, tmp_path, capsys, monkeypatch):
+    from nbgan_app.sampling import runs as sampling_runs
+
+    chain = chain_of(tiny_runs, "3", "2", "1")
+    base = ["sample", "--chain", chain, "--n", "2", "--seed", "3"]
+    assert main(base + ["--out", str(tmp_path / "w.h5")]) == 0
+    # progress per wave, in order: M3 once, M2 3*2-2 waves (2^3 patches), M1 3*4-2 waves (4^3 patches)
+    assert wave_lines(capsys.readouterr().err) == (
+        [(1, 1, 3)] + [(w, 4, 2) for w in range(1, 5)] + [(w, 10, 1) for w in range(1, 11)])
     data, attrs, levels = read(tmp_path / "w.h5")
-    assert data.shape == (2, 16, 16, 16) and np.all(np.isfinite(data)) and np.all(data >= 0)
-    assert bool(attrs["complete"]) and attrs["seed"] == 3 and levels == ["2", "3"]
+    assert valid_counts(data, (2, 16, 16, 16)) and bool(attrs["complete"])
+    assert attrs["seed"] == 3 and json.loads(attrs["checkpoint_steps"]) == [2, 2, 2]
+    assert {k: v.shape for k, v in levels.items()} == {"2": (2, 8, 8, 8), "3": (2, 4, 4, 4)}
     assert attrs["box_size"] == pytest.approx(64.0)
-    assert main(["sample", "--chain", chain, "--n", "2", "--out", str(tmp_path / "r.h5"), "--seed", "3",
-                 "--order", "raster", "--quiet"]) == 0
+
+    assert main(base + ["--out", str(tmp_path / "r.h5"), "--order", "raster", "--quiet"]) == 0
     np.testing.assert_allclose(read(tmp_path / "r.h5")[0], data, rtol=1e-4, atol=1e-4)
-    assert main(["sample", "--chain", chain, "--n", "2", "--out", str(tmp_path / "w.h5"), "--seed", "3",
-                 "--resume"]) == 0
+
+    # interrupt (Ctrl-C) in the middle of the finest level, then --resume: the very same bytes
+    real_wrap = sampling_runs.keras_generator
+    calls = {"n": 0}
+
+    def interrupting(model):
+        generate = real_wrap(model)
+
+        def call(x):
+            calls["n"] += 1
+            if calls["n"] > 1 + 4 + 5:  # M3, M2's 4 waves, 5 of M1's 10 waves
+                raise KeyboardInterrupt
+            return generate(x)
+        return call
+
+    monkeypatch.setattr(sampling_runs, "keras_generator", interrupting)
+    assert main(base + ["--out", str(tmp_path / "cut.h5"), "--quiet"]) == 130
+    cut, attrs, _ = read(tmp_path / "cut.h5")
+    assert not bool(attrs["complete"]) and not cut[:, 12:, 12:, 12:].any()
+    monkeypatch.undo()
+    assert main(base + ["--out", str(tmp_path / "cut.h5"), "--order", "raster", "--resume"]) == 2
+    assert "order" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "cut.h5"), "--resume"]) == 0
+    assert wave_lines(capsys.readouterr().err)[-1] == (10, 10, 1)
+    resumed, attrs, resumed_levels = read(tmp_path / "cut.h5")
+    assert bool(attrs["complete"])
+    np.testing.assert_array_equal(resumed, data)
+    for name in levels:
+        np.testing.assert_array_equal(resumed_levels[name], levels[name])
+    assert main(base + ["--out", str(tmp_path / "w.h5"), "--resume"]) == 0
     assert "already complete" in capsys.readouterr().out
 
 
-def test_uni_scale_head_reaches_larger_sizes(runs, tmp_path):
-    chain = ",".join(runs[s] for s in ("uni", "2", "1"))
-    assert main(["sample", "--chain", chain, "--n", "1", "--size", "32", "--out", str(tmp_path / "big.h5"),
-                 "--quiet"]) == 0
+def test_uni_scale_head_reaches_sizes_beyond_m3(tiny_runs, tmp_path, capsys):
+    """M3 makes 4^3 whole cubes (16^3 at the end of the chain); Mu makes the coarsest level of 32^3."""
+    chain = chain_of(tiny_runs, "uni", "2", "1")
+    assert main(["sample", "--chain", chain, "--n", "1", "--size", "32", "--out", str(tmp_path / "big.h5")]) == 0
+    waves = wave_lines(capsys.readouterr().err)
+    assert [w for w in waves if w[1] == w[0]] == [(4, 4, 3), (10, 10, 2), (22, 22, 1)]  # 2^3, 4^3, 8^3 patches
     data, attrs, levels = read(tmp_path / "big.h5")
-    assert data.shape == (1, 32, 32, 32) and levels == ["2", "3"]
+    assert valid_counts(data, (1, 32, 32, 32)) and bool(attrs["complete"])
+    assert levels["3"].shape == (1, 8, 8, 8) and levels["2"].shape == (1, 16, 16, 16)
+    assert np.all(np.isfinite(levels["3"])) and levels["3"].any()
     assert attrs["box_size"] == pytest.approx(128.0)  # twice the trained box at twice the side
 
 
-def test_upscale_given_and_down_scaled_cubes(runs, tmp_path, tiny_config):
+def test_upscale_real_held_out_cubes(tiny_runs, tiny_config, tiny_cubes, tmp_path):
+    """The thesis's conditional evaluation: down-scale held-out cubes as in training, up-scale, score."""
     from nbgan_app.cubes import write_cube
+    from nbgan_app.dataset import split_dataset
+    from nbgan_app.stats.summary import summary
+    from nbgan_app.training import scale_levels
+    from nbgan_app.transforms import backward
 
-    rng = np.random.default_rng(0)
-    write_cube(tmp_path / "low.h5", rng.poisson(3.0, (2, 8, 8, 8)).astype(np.float32))
-    write_cube(tmp_path / "fine.h5", rng.poisson(3.0, (3, 16, 16, 16)).astype(np.float32))
-    assert main(["upscale", "--run", runs["1"], "--input", str(tmp_path / "low.h5"),
+    _, held_out = split_dataset(tiny_config, tiny_cubes)
+    write_cube(tmp_path / "held.h5", held_out, 64.0)
+    assert main(["upscale", "--run", str(tiny_runs["1"]), "--input", str(tmp_path / "held.h5"), "--from-fine",
                  "--out", str(tmp_path / "up.h5"), "--quiet"]) == 0
     data, attrs, levels = read(tmp_path / "up.h5")
-    assert data.shape == (2, 16, 16, 16) and bool(attrs["complete"]) and levels == ["2"]
-    with h5py.File(tmp_path / "up.h5", "r") as f:  # the given input is kept, transformed
-        from nbgan_app.transforms import forward
+    assert valid_counts(data, held_out.shape) and bool(attrs["complete"])
+    # the model is conditioned on exactly the level training showed it
+    np.testing.assert_allclose(levels["2"], scale_levels(tiny_config, "2", held_out), rtol=1e-6, atol=1e-7)
+    real, fake = summary(held_out, 64.0), summary(data, 64.0)  # one held-out cube: statistics, no score spread
+    np.testing.assert_array_equal(fake["psd"]["k"], real["psd"]["k"])
+    assert np.all(np.isfinite(fake["psd"]["mean"])) and np.all(np.isfinite(fake["mass_hist"]["mean"]))
 
-        with h5py.File(tmp_path / "low.h5", "r") as low:
-            np.testing.assert_allclose(f["levels/2"][()], forward(low["data"][()], tiny_config.transform))
-    assert main(["upscale", "--run", runs["1"], "--input", str(tmp_path / "fine.h5"), "--from-fine",
+    # given low-resolution counts condition the same way as the down-scaled fine cubes
+    write_cube(tmp_path / "low.h5", backward(levels["2"], tiny_config.transform), 128.0)
+    assert main(["upscale", "--run", str(tiny_runs["1"]), "--input", str(tmp_path / "low.h5"),
                  "--out", str(tmp_path / "up2.h5"), "--quiet"]) == 0
-    assert read(tmp_path / "up2.h5")[0].shape == (3, 16, 16, 16)
-    assert main(["upscale", "--run", runs["3"], "--input", str(tmp_path / "low.h5"),
-                 "--out", str(tmp_path / "bad.h5")]) == 2
+    np.testing.assert_allclose(read(tmp_path / "up2.h5")[0], data, rtol=1e-3, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tiny_runs, tmp_path_factory):
+    """Copies of the tiny M1 run: without checkpoint, and with another transform, patch or level sizes."""
+    root = tmp_path_factory.mktemp("bad-runs")
+
+    def variant(name, edit=None, checkpoint=True):
+        run = root / name
+        shutil.copytree(tiny_runs["1"], run, ignore=None if checkpoint else shutil.ignore_patterns("checkpoints"))
+        if edit is not None:
+            saved = json.loads((run / "config.json").read_text())
+            edit(saved["config"])
+            (run / "config.json").write_text(json.dumps(saved))
+        return str(run)
+
+    return {"bare": variant("bare", checkpoint=False),
+            "transform": variant("transform", lambda c: c["transform"].update(c=50.0)),
+            "patch": variant("patch", lambda c: c["pyramid"].update(patch=2)),
+            "sizes": variant("sizes", lambda c: (c["pyramid"].update(sizes=[16, 4, 2]),
+                                                 c["m3"].update(generator_strides=[1, 1])))}
 
 
 def bad(args, capsys, match):
@@ -98,19 +151,38 @@ def bad(args, capsys, match):
     assert match in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_bad_input_exits_2_and_overwrites_nothing(runs, tmp_path, capsys):
-    chain = ",".join(runs[s] for s in ("3", "2", "1"))
+def test_bad_input_exits_2_and_overwrites_nothing(tiny_runs, bad_runs, tmp_path, capsys):
+    chain = chain_of(tiny_runs, "3", "2", "1")
+    head = chain_of(tiny_runs, "3", "2")
     out = tmp_path / "out.h5"
     base = ["sample", "--n", "1", "--out", str(out), "--quiet"]
-    bad(base + ["--chain", ",".join([runs["3"], runs["2"], runs["bare"]])], capsys, "no checkpoint")
-    bad(base + ["--chain", ",".join([runs["3"], runs["2"], runs["other_transform"]])], capsys,
-        "different transforms")
+    bad(base + ["--chain", f"{head},{bad_runs['bare']}"], capsys, "no checkpoint")
+    bad(base + ["--chain", f"{head},{bad_runs['transform']}"], capsys, "different transforms")
+    bad(base + ["--chain", f"{head},{bad_runs['patch']}"], capsys, "patch sizes")
+    bad(base + ["--chain", f"{head},{bad_runs['sizes']}"], capsys, "different scales")
+    bad(base + ["--chain", chain_of(tiny_runs, "3", "1", "2")], capsys, "coarse to fine")
     bad(base + ["--chain", chain, "--size", "24"], capsys, "whole cubes of side 4")
-    bad(base + ["--chain", ",".join([runs["uni"], runs["1"]]), "--size", "18"], capsys, "not a multiple")
+    bad(base + ["--chain", chain_of(tiny_runs, "uni", "1"), "--size", "18"], capsys, "not a multiple")
     bad(base + ["--chain", str(tmp_path)], capsys, "not a run directory")
     bad(["sample", "--n", "0", "--out", str(out), "--chain", chain], capsys, "--n")
     bad(base + ["--chain", chain, "--resume"], capsys, "does not exist")
-    assert os.listdir(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
     out.write_bytes(b"precious")
     bad(base + ["--chain", chain], capsys, "already exists")
+    from nbgan_app.cubes import write_cube
+
+    write_cube(tmp_path / "low.h5", np.ones((1, 8, 8, 8), np.float32), 64.0)
+    bad(["upscale", "--run", str(tiny_runs["1"]), "--input", str(tmp_path / "low.h5"), "--out", str(out)], capsys,
+        "already exists")
     assert out.read_bytes() == b"precious"
+
+
+def test_upscale_bad_input(tiny_runs, tmp_path, capsys):
+    from nbgan_app.cubes import write_cube
+
+    write_cube(tmp_path / "odd.h5", np.ones((1, 15, 15, 15), np.float32), 60.0)
+    args = ["--input", str(tmp_path / "odd.h5"), "--out", str(tmp_path / "up.h5")]
+    bad(["upscale", "--run", str(tiny_runs["3"])] + args, capsys, "needs an M2 or M1 run")
+    bad(["upscale", "--run", str(tiny_runs["1"]), "--from-fine"] + args, capsys, "not divisible")
+    bad(["upscale", "--run", str(tiny_runs["1"])] + args, capsys, "not a multiple")
+    assert not (tmp_path / "up.h5").exists()

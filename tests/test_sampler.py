@@ -42,8 +42,8 @@ class PatchFake:
     channel is the coarse target patch up-sampled.
     """
 
-    def __init__(self, n_cubes, n, patch, ndim, level, coarse=None, factor=None, fail_after=None):
-        self.n, self.p, self.ndim, self.coarse, self.factor = n, patch, ndim, coarse, factor
+    def __init__(self, n_cubes, n, patch, ndim, level, coarse=None, factor=None, fail_after=None, shift=1.0):
+        self.n, self.p, self.ndim, self.coarse, self.factor, self.shift = n, patch, ndim, coarse, factor, shift
         self.cube = np.zeros((n_cubes,) + (n * patch,) * ndim, np.float32)
         self.written = np.zeros((n_cubes,) + (n,) * ndim, bool)
         self.ids = {noise.patch_latent(SEED, level, c, i, patch).tobytes(): (c, i)
@@ -81,7 +81,7 @@ class PatchFake:
             np.testing.assert_array_equal(row[..., 1:], self.expected_context(cube, index))
             if not any(index):
                 self.face_contexts.append(row[..., 1:1 + 2 ** self.ndim - 1].copy())
-            value = 1 + 0.5 * np.abs(row[..., 0]) + 0.1 * row[..., 1:].mean(-1)
+            value = self.shift + 0.5 * np.abs(row[..., 0]) + 0.1 * row[..., 1:].mean(-1)
             assert not self.written[(cube,) + index], "patch generated twice"
             self.cube[(cube,) + self.region(index)] = value
             self.written[(cube,) + index] = True
@@ -96,19 +96,23 @@ def two_level_plans(n, patch, factor, ndim):
 
 
 def sample(path, n_cubes=2, n=3, patch=4, factor=2, ndim=3, order="wavefront", max_batch=1000,
-           fail_after=None, resume=False, to_counts=None, from_counts=None, whole_fails=False):
+           fail_after=None, resume=False, to_counts=None, whole_fails=False, shift=1.0, memory=None):
+    """Sample into `path`; on `resume` the fake checks contexts against `memory` (the uninterrupted run's level)."""
     plans, coarse_side = two_level_plans(n, patch, factor, ndim)
     whole = WholeFake(coarse_side, ndim)
     coarse = np.stack([whole(noise.cube_latent(SEED, 2, c, 3)[None])[0, ..., 0] for c in range(n_cubes)])
-    fine = PatchFake(n_cubes, n, patch, ndim, 1, coarse, factor, fail_after)
+    fine = PatchFake(n_cubes, n, patch, ndim, 1, coarse, factor, fail_after, shift)
     waves_seen = []
     with SampleFile(path, dataset_specs(plans, ndim), n_cubes, {"seed": SEED, "order": order},
                     resume=resume) as f:
-        if resume:  # the fake's memory of the first run lives in the file
-            fine.cube[:] = f.h5["data"][()]
-            fine.written[:] = f.h5["progress/data"][()].astype(bool)
+        if resume:  # what the first run made, as the uninterrupted run made it
+            done = np.repeat(f.h5["progress/data"][()].astype(bool)[None], n_cubes, 0)
+            fine.written[:] = done
+            for axis in range(1, ndim + 1):
+                done = np.repeat(done, patch, axis)
+            fine.cube[:] = np.where(done, memory, 0)
         run_chain(plans, [WholeFake(coarse_side, ndim, whole_fails), fine], f, n_cubes, seed=SEED, order=order,
-                  max_batch=max_batch, to_counts=to_counts, from_counts=from_counts,
+                  max_batch=max_batch, to_counts=to_counts,
                   progress=lambda w, total, level: waves_seen.append((w, total, level)))
     return fine, waves_seen
 
@@ -177,20 +181,53 @@ def test_store_holds_diagonal_slabs_only(tmp_path):
     assert seen["left"] == 0 and seen["misses"] == 0
 
 
-@pytest.mark.parametrize("order", ["wavefront", "raster"])
-def test_resume_after_interruption_gives_the_same_file(tmp_path, order):
-    sample(tmp_path / "whole.h5", order=order)
+@pytest.mark.parametrize("order,transform", [("wavefront", None), ("raster", None), ("wavefront", "thesis"),
+                                             ("raster", "released")])
+def test_resume_after_interruption_gives_the_same_file(tmp_path, order, transform):
+    """Bit for bit, also when `data` holds counts: neighbours come back from the frontier, not from counts."""
+    from nbgan_app.config import TransformConfig
+    from nbgan_app.transforms import backward
+
+    to_counts = None if transform is None else (lambda y: backward(y, TransformConfig(kind=transform, c=20.0)))
+    shift = 1.0 if transform is None else -0.6  # some negative outputs, which the backward transform clips
+    kwargs = dict(order=order, to_counts=to_counts, shift=shift)
+    whole, _ = sample(tmp_path / "whole.h5", **kwargs)
+    if transform is not None:
+        assert (whole.cube < 0).any()
     with pytest.raises(RuntimeError, match="interrupted"):
-        sample(tmp_path / "cut.h5", order=order, fail_after=3)
+        sample(tmp_path / "cut.h5", fail_after=3, **kwargs)
     data, complete = read(tmp_path / "cut.h5")
     assert not complete and (data == 0).any()
     with pytest.raises(InputError, match="already exists"):
-        sample(tmp_path / "cut.h5", order=order)
-    resumed, _ = sample(tmp_path / "cut.h5", order=order, resume=True)
+        sample(tmp_path / "cut.h5", **kwargs)
+    with pytest.raises(InputError, match="order"):  # the order keys the frontier
+        with SampleFile(tmp_path / "cut.h5", dataset_specs(two_level_plans(3, 4, 2, 3)[0]), 2,
+                        {"seed": SEED, "order": "raster" if order == "wavefront" else "wavefront"}, resume=True):
+            pass
+    resumed, _ = sample(tmp_path / "cut.h5", resume=True, memory=whole.cube, **kwargs)  # asserts contexts
     assert resumed.calls < (5 if order == "wavefront" else 27)  # only what was missing
     data2, complete2 = read(tmp_path / "cut.h5")
     assert complete2
     np.testing.assert_array_equal(data2, read(tmp_path / "whole.h5")[0])
+    np.testing.assert_array_equal(resumed.cube, whole.cube)
+
+
+@pytest.mark.parametrize("order", ["wavefront", "raster"])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_frontier_ring_never_overwrites_a_patch_still_needed(order, ndim):
+    from nbgan_app.sampling.orders import frontier_key
+    from nbgan_app.windows import neighbour_offsets
+
+    n = 5
+    holder = {}  # (slot, position) -> index last written there
+    for wave in waves(n, ndim, order):
+        for index in wave:
+            for offset in neighbour_offsets(ndim):
+                j = tuple(i + o for i, o in zip(index, offset))
+                if min(j) >= 0:
+                    assert holder[frontier_key(j, order)] == j
+        for index in wave:
+            holder[frontier_key(index, order)] = index
 
 
 def test_failure_before_first_wave_leaves_no_file(tmp_path):
@@ -209,14 +246,16 @@ def test_failure_before_first_wave_leaves_no_file(tmp_path):
 
 def test_counts_are_written_after_the_backward_transform(tmp_path):
     from nbgan_app.config import TransformConfig
-    from nbgan_app.transforms import backward, forward
+    from nbgan_app.transforms import backward
 
     config = TransformConfig()
-    fine, _ = sample(tmp_path / "out.h5", to_counts=lambda y: backward(y, config),
-                     from_counts=lambda x: forward(x, config))
+    fine, _ = sample(tmp_path / "out.h5", to_counts=lambda y: backward(y, config))
     with h5py.File(tmp_path / "out.h5", "r") as f:
         np.testing.assert_allclose(f["data"][()], backward(fine.cube, config), rtol=1e-6)
         assert f["levels/2"][()].max() < 100  # coarse levels stay in transformed space
+        ring = f["progress/frontier_data"]  # the transformed patches a resume would need, bounded
+        assert ring.shape == (4, 2, 3, 3, 4, 4, 4)
+        np.testing.assert_array_equal(ring[0, :, 0, 0], fine.cube[:, :4, :4, :4])  # patch (0,0,0): slot 0
 
 
 def test_resume_checks_the_run_matches(tmp_path):

@@ -69,7 +69,7 @@ def execute(args, runs, plans, attrs: dict, write_input=None) -> int:
              "scales": [r.scale for r in runs], "seed": args.seed, "n_cubes": args.n,
              "transform": config.transform.__dict__, "order": order, "max_batch": max_batch,
              **({"box_size": box} if box is not None else {})}
-    checked = tuple(k for k in attrs if k not in ("order", "max_batch"))
+    checked = tuple(k for k in attrs if k != "max_batch")  # the order keys the resume frontier
     started = time.time()
     with SampleFile(args.out, dataset_specs(plans), args.n, attrs, overwrite=args.overwrite,
                     resume=args.resume, checked=checked) as out, WaveReporter(False if args.quiet else None) as rep:
@@ -81,8 +81,7 @@ def execute(args, runs, plans, attrs: dict, write_input=None) -> int:
         if write_input is not None:
             write_input(out)
         calls = run_chain(plans, generators, out, args.n, seed=args.seed, order=order, max_batch=max_batch,
-                          to_counts=lambda y: transforms.backward(y, config.transform),
-                          from_counts=lambda x: transforms.forward(x, config.transform), progress=rep)
+                          to_counts=lambda y: transforms.backward(y, config.transform), progress=rep)
     side = plans[-1].side
     print(f"wrote {args.out}: {args.n} cubes of {side}^3 in {time.time() - started:.1f} s "
           f"({order}, generator calls {sum(calls.values())})")

@@ -116,24 +116,26 @@ def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool =
 
 
 def dataset_specs(plans: list[LevelPlan], ndim: int = 3) -> list[DatasetSpec]:
-    return [DatasetSpec(p.name, p.side, p.patch, ndim) for p in plans]
+    """The file's datasets; `data` (counts) keeps a frontier of transformed patches if made patch by patch."""
+    return [DatasetSpec(p.name, p.side, p.patch, ndim, frontier=p.name == "data" and p.patch < p.side)
+            for p in plans]
 
 
 def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_file: SampleFile,
               n_cubes: int, *, seed: int = 0, order: str = "wavefront", max_batch: int = 64,
-              to_counts: Callable | None = None, from_counts: Callable | None = None,
-              progress: Callable | None = None) -> dict:
+              to_counts: Callable | None = None, progress: Callable | None = None) -> dict:
     """Make every level of `plans` into `sample_file` (levels already flagged done are skipped).
 
     The last level goes to `data` through `to_counts` (the backward
     transform); coarser levels stay in transformed space. A plan without a
     run is a given input that the caller wrote beforehand. Returns the
-    generator calls per level name.
+    generator calls per level name. A resume must use the same `order`
+    (it keys the frontier of `data`, writer.LevelTarget).
     """
     calls = {}
     for k, (plan, generator) in enumerate(zip(plans, generators)):
         last = k == len(plans) - 1
-        target = sample_file.target(plan.name, to_counts if last else None, from_counts if last else None)
+        target = sample_file.target(plan.name, to_counts if last else None, order)
         if plan.run is None:
             continue
         if plan.latent_dim is not None:

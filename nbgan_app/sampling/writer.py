@@ -8,6 +8,15 @@ Layout (DESIGN.md, "Sample files"):
                        coarse windows back from here, so memory stays bounded)
     progress/<name>    (n, ..., n) uint8 done flags of each dataset's patch
                        grid, flushed once per wave: what `--resume` skips
+    progress/frontier_data
+                       (d+1, N, n^(d-1), p^d) float32 ring of the finest
+                       level's patches in transformed space that later
+                       patches still need (orders.frontier_key): `data` holds
+                       counts, and backward then forward is not the identity
+                       in float32 (and clips negatives), so a resumed run reads
+                       its neighbours here and writes exactly the bytes an
+                       uninterrupted run writes. Bounded by the wavefront:
+                       (d+1) N S^(d-1) p values, not the cube.
     attrs              `complete` (False until the very end), and whatever
                        the caller names (runs, seed, order, transform, box_size)
 
@@ -31,6 +40,7 @@ import numpy as np
 
 from nbgan_app.errors import InputError
 from nbgan_app.outputs import ensure_writable_dir, temporary_name
+from nbgan_app.sampling.orders import dependents, frontier_key, frontier_slots
 
 Index = tuple[int, ...]
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -44,10 +54,20 @@ class DatasetSpec:
     side: int
     patch: int
     ndim: int = 3
+    frontier: bool = False  # keep the transformed patches later patches need (a level stored transformed)
 
     @property
     def n(self) -> int:
         return self.side // self.patch
+
+    @property
+    def frontier_name(self) -> str:
+        return "progress/frontier_" + self.name.replace("/", "_")
+
+    @property
+    def frontier_shape(self) -> tuple[int, ...]:
+        """Of one cube's ring: (slots, n^(d-1) positions, p^d)."""
+        return (frontier_slots(self.ndim),) + (self.n,) * (self.ndim - 1) + (self.patch,) * self.ndim
 
     @property
     def chunk(self) -> int:
@@ -59,25 +79,36 @@ class LevelTarget:
     """One dataset as the sampler sees it: patches in transformed space, per-patch done flags.
 
     `to_file` maps transformed values to what is stored (the backward
-    transform for `data`, identity for the coarser levels); `from_file` undoes it.
+    transform for `data`, identity for the coarser levels). `read` gives a
+    finished patch back in transformed space exactly as it was generated:
+    from the frontier ring (keyed by `order`) where the spec keeps one, else
+    from the dataset itself (whose values are then the transformed ones).
     """
 
-    def __init__(self, sample_file: "SampleFile", spec: DatasetSpec, to_file: Transform, from_file: Transform):
-        self.file, self.spec = sample_file, spec
+    def __init__(self, sample_file: "SampleFile", spec: DatasetSpec, to_file: Transform, order: str):
+        self.file, self.spec, self.to_file, self.order = sample_file, spec, to_file, order
         self.dataset = sample_file.h5[spec.name]
         self.flags = sample_file.h5["progress/" + spec.name.replace("/", "_")]
-        self.to_file, self.from_file = to_file, from_file
+        self.frontier = sample_file.h5[spec.frontier_name] if spec.frontier else None
         self._done = np.asarray(self.flags[()], dtype=bool)
 
     def _region(self, cube: int, index: Index) -> tuple:
         p = self.spec.patch
         return (cube,) + tuple(slice(i * p, (i + 1) * p) for i in index)
 
+    def _ring(self, cube: int, index: Index) -> tuple:
+        slot, position = frontier_key(index, self.order)
+        return (slot, cube) + position
+
     def write(self, cube: int, index: Index, values: np.ndarray) -> None:
         self.dataset[self._region(cube, index)] = np.asarray(self.to_file(values), np.float32)
+        if self.frontier is not None and dependents(index, self.spec.n):
+            self.frontier[self._ring(cube, index)] = values
 
     def read(self, cube: int, index: Index) -> np.ndarray:
-        return np.asarray(self.from_file(self.dataset[self._region(cube, index)]), np.float32)
+        if self.frontier is not None:
+            return np.asarray(self.frontier[self._ring(cube, index)], np.float32)
+        return np.asarray(self.dataset[self._region(cube, index)], np.float32)
 
     def is_done(self, index: Index) -> bool:
         return bool(self._done[index])
@@ -127,6 +158,10 @@ class SampleFile:
                                    dtype="float32", chunks=chunk, fillvalue=0.0)
             self.h5.create_dataset("progress/" + spec.name.replace("/", "_"),
                                    data=np.zeros((spec.n,) * spec.ndim, np.uint8))
+            if spec.frontier:
+                ring = spec.frontier_shape
+                self.h5.create_dataset(spec.frontier_name, shape=ring[:1] + (self.n_cubes,) + ring[1:],
+                                       dtype="float32", chunks=(1, 1) + (1,) * (spec.ndim - 1) + ring[spec.ndim:])
 
     def _open_existing(self) -> None:
         if not self.path.exists():
@@ -144,18 +179,20 @@ class SampleFile:
                                  f"not {_attr(value)!r}")
         for spec in self.specs:
             shape = (self.n_cubes,) + (spec.side,) * spec.ndim
-            if spec.name not in self.h5 or self.h5[spec.name].shape != shape:
+            if spec.name not in self.h5 or self.h5[spec.name].shape != shape or (
+                    spec.frontier and spec.frontier_name not in self.h5):
                 self.h5.close()
-                raise InputError(f"--resume: {self.path} has no dataset {spec.name} of shape {shape}")
+                raise InputError(f"--resume: {self.path} has no dataset {spec.name} of shape {shape} "
+                                 "(with its frontier)")
 
     @property
     def complete(self) -> bool:
         return bool(self.h5.attrs.get("complete", False))
 
-    def target(self, name: str, to_file: Transform = None, from_file: Transform = None) -> LevelTarget:
+    def target(self, name: str, to_file: Transform | None = None, order: str = "wavefront") -> LevelTarget:
+        """The dataset `name` for the sampler; `order` keys its frontier ring (a resume must keep it)."""
         spec = next(s for s in self.specs if s.name == name)
-        identity = lambda x: x  # noqa: E731
-        return LevelTarget(self, spec, to_file or identity, from_file or identity)
+        return LevelTarget(self, spec, to_file or (lambda x: x), order)
 
     def flushed_wave(self) -> None:
         """After a wave: flush, and put a new file in place once it holds real content."""
