@@ -1,15 +1,19 @@
 """Benchmarks of chained sampling: wavefront against raster, peak memory by output size, against simulation.
 
 - wavefront vs raster: the demo config's M1 generator architecture (untrained:
-  timing does not depend on the weights), up-scaling N = 2 coarse cubes to the
-  demo size 64^3 (quick) or 128^3, same seeds; both orders in one process,
-  after a warm-up call. Notes the number of generator calls.
+  timing does not depend on the weights), up-scaling N = 2 random coarse cubes
+  to 64^3 (quick) or 128^3, same seeds; both orders interleaved in one
+  process, after a warm-up. Notes the generator calls and whether the outputs agree.
 - peak memory: one up-scaling level (patch 32, factor 2, a one-layer Conv3D
-  generator) to 256^3 and 512^3 (and 1024^3 unless quick), each in its own
-  subprocess, peak RSS from getrusage; the cube on disk is 8x (64x) larger.
-- against simulation: one count cube by the chain Mu -> M2 -> M1 with the demo
-  architectures, against `simulate.simulate_box` at the same grid (64^3
-  quick, 256^3 otherwise).
+  generator), each size in its own subprocess; peak resident set from VmHWM
+  (ru_maxrss would carry the parent's over), also less the resident set once
+  the generator is built. Quick: 128^3 and 256^3; full: 256^3, 512^3, 1024^3
+  (the 512^3 cube is 8x, the 1024^3 one 64x the 256^3 one on disk).
+- against simulation: one count cube by chained sampling, real chain planning
+  (`plan_chain`) and untrained generators of a config's architectures, against
+  `simulate.simulate_box` (jaxpm PM, 20 steps) at the same grid, after its
+  compile. Quick: the demo chain Mu -> M2 -> M1 at 64^3. Full: the demo chain
+  at 256^3 and the paper's (thesis) chain M3 -> M2 -> M1 at 256^3.
 """
 
 from __future__ import annotations
@@ -28,31 +32,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _plans(side: int, patch: int, factor: int):
-    from nbgan_app.sampling.chain import LevelPlan, RunInfo
-
-    run = RunInfo(Path("bench"), "1", None)
-    coarse = side // factor
-    return [LevelPlan(2, coarse, coarse, None, None, None, "levels/2"),
-            LevelPlan(1, side, patch, factor, None, run, "data")]
-
-
 def _upscale(generator, side: int, patch: int, factor: int, n_cubes: int, order: str,
              max_batch: int = 64, seed: int = 0) -> tuple[float, int, np.ndarray | None]:
     """Seconds and generator calls to up-scale random coarse cubes to side^3 (coarse written in slabs)."""
-    from nbgan_app.sampling.chain import dataset_specs, run_chain
+    from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, run_chain
     from nbgan_app.sampling.writer import SampleFile
 
-    plans = _plans(side, patch, factor)
+    coarse_side = side // factor
+    plans = [LevelPlan(2, coarse_side, coarse_side, None, None, None, "levels/2"),
+             LevelPlan(1, side, patch, factor, None, RunInfo(Path("bench"), "1", None), "data")]
     counting = _Counting(generator)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "out.h5"
-        with SampleFile(path, dataset_specs(plans), n_cubes, {}) as out:
+        with SampleFile(Path(tmp) / "out.h5", dataset_specs(plans), n_cubes, {}) as out:
             coarse = out.h5["levels/2"]
             rng = np.random.default_rng(seed)
             for cube in range(n_cubes):
-                for k in range(0, coarse.shape[1], patch):  # slabs: bounded memory at any size
-                    coarse[cube, k:k + patch] = rng.random((min(patch, coarse.shape[1] - k),) + coarse.shape[2:])
+                for k in range(0, coarse_side, patch):  # slabs: bounded memory at any size
+                    coarse[cube, k:k + patch] = rng.random((min(patch, coarse_side - k),) + coarse.shape[2:])
             out.target("levels/2").mark_done([(0, 0, 0)])
             started = time.perf_counter()
             run_chain(plans, [None, counting], out, n_cubes, seed=seed, order=order, max_batch=max_batch)
@@ -70,22 +66,27 @@ class _Counting:
         return self.generator(x)
 
 
-def _demo_generator(scale: str, patch: int | None = None):
+def _config(name: str):
     from nbgan_app.config import load_config
+
+    return load_config(ROOT / "configs" / f"{name}.toml")
+
+
+def _generator(config, scale: str):
+    """An untrained generator of the config's architecture for `scale`, as a sampler callable."""
     from nbgan_app.models.factory import build_generator
     from nbgan_app.sampling.runs import keras_generator
 
-    config = load_config(ROOT / "configs" / "demo.toml")
-    if patch is not None:
-        config = dataclasses.replace(config, pyramid=dataclasses.replace(config.pyramid, patch=patch))
-    return keras_generator(build_generator(config.model(scale), scale, config)), config
+    return keras_generator(build_generator(config.model(scale), scale, config))
 
 
 def bench_orders(quick: bool) -> dict:
-    generator, config = _demo_generator("1")
+    config = _config("demo")
+    generator = _generator(config, "1")
     side, patch, factor = (64 if quick else 128), config.pyramid.patch, config.factor("1")
     repeats = 2 if quick else 3
     _upscale(generator, 2 * patch, patch, factor, 2, "wavefront")  # warm-up: build, first traces
+    _upscale(generator, 2 * patch, patch, factor, 2, "raster")
     times, calls, first = {"wavefront": [], "raster": []}, {}, {}
     for _ in range(repeats):
         for order in ("wavefront", "raster"):
@@ -99,22 +100,28 @@ def bench_orders(quick: bool) -> dict:
             "note": f"generator calls {calls['wavefront']} vs {calls['raster']}; same output: {same}"}
 
 
-def _tiny_generator():
-    import keras
-
-    model = keras.Sequential([keras.Input((None, None, None, 9)), keras.layers.Conv3D(1, 3, padding="same")])
-    from nbgan_app.sampling.runs import keras_generator
-
-    return keras_generator(model)
+def _vm_kib(key: str) -> int:
+    """VmHWM / VmRSS of this process in KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
 
 
 def memory_child(side: int) -> None:
-    """Run in a subprocess: up-scale one cube to side^3 and print JSON with seconds and peak RSS."""
-    import resource
+    """Run in a subprocess: up-scale one cube to side^3 and print JSON with seconds and peak memory."""
+    import keras
 
-    seconds, calls, _ = _upscale(_tiny_generator(), side, 32, 2, 1, "wavefront")
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"side": side, "seconds": seconds, "calls": calls, "peak_mib": peak_mib}))
+    from nbgan_app.sampling.runs import keras_generator
+
+    model = keras.Sequential([keras.Input((None, None, None, 9)), keras.layers.Conv3D(1, 3, padding="same")])
+    generator = keras_generator(model)
+    generator(np.zeros((1, 32, 32, 32, 9), np.float32))
+    base_mib = _vm_kib("VmRSS") / 1024
+    seconds, calls, _ = _upscale(generator, side, 32, 2, 1, "wavefront")
+    peak_mib = _vm_kib("VmHWM") / 1024
+    print(json.dumps({"side": side, "seconds": seconds, "calls": calls, "peak_mib": peak_mib,
+                      "above_base_mib": peak_mib - base_mib}))
 
 
 def _child(side: int, timeout: float = 3600) -> dict:
@@ -126,48 +133,68 @@ def _child(side: int, timeout: float = 3600) -> dict:
 
 
 def bench_memory(quick: bool) -> dict:
-    sides = (256, 512) if quick else (256, 512, 1024)
+    sides = (128, 256) if quick else (256, 512, 1024)
     results = {side: _child(side) for side in sides}
-    base = results[256]
-    figures = "; ".join(f"{s}^3: {r['peak_mib']:.0f} MiB peak RSS, {r['seconds']:.1f} s, {r['calls']} calls, "
-                        f"cube {s ** 3 * 4 / 2 ** 20:.0f} MiB" for s, r in results.items())
-    return {"benchmark": "sampling: peak memory, one level, 256^3 vs 512^3" + ("" if quick else " vs 1024^3"),
-            "ours_s": results[512]["seconds"], "reference": "256^3 output", "reference_s": base["seconds"],
+    small, big = sides[0], sides[1]
+    figures = "; ".join(f"{s}^3: peak RSS {r['peak_mib']:.0f} MiB ({r['above_base_mib']:.0f} above the "
+                        f"built model), {r['seconds']:.1f} s, {r['calls']} calls, cube {s ** 3 * 4 / 2 ** 20:.0f} MiB"
+                        for s, r in results.items())
+    ratio = results[big]["peak_mib"] / results[small]["peak_mib"]
+    return {"benchmark": f"sampling: peak memory, one level, {' vs '.join(f'{s}^3' for s in sides)}",
+            "ours_s": results[big]["seconds"], "reference": f"{small}^3 output", "reference_s": results[small]["seconds"],
             "ratio": None, "repeats": 1,
-            "note": f"peak RSS 512^3/256^3 = {results[512]['peak_mib'] / base['peak_mib']:.2f}; {figures}"}
+            "note": f"peak RSS {big}^3/{small}^3 = {ratio:.2f} (cube 8x); {figures}"}
 
 
-def bench_against_simulation(quick: bool) -> dict:
-    from nbgan_app.config import load_config
-    from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, run_chain
+def _chain_seconds(name: str, scales: tuple[str, ...], grid: int) -> tuple[float, int]:
+    """Seconds (and generator calls) to sample one grid^3 count cube through a chain of `name`'s architectures."""
+    from nbgan_app import transforms
+    from nbgan_app.sampling.chain import RunInfo, dataset_specs, plan_chain, run_chain
     from nbgan_app.sampling.writer import SampleFile
-    from nbgan_app.simulate import simulate_box
 
-    grid = 64 if quick else 256
-    gens = [_demo_generator(s)[0] for s in ("uni", "2", "1")]
-    config = load_config(ROOT / "configs" / "demo.toml")
-    run, p = RunInfo(Path("bench"), "1", None), config.pyramid.patch
-    plans = [LevelPlan(3, grid // 4, p, None, None, run, "levels/3"),
-             LevelPlan(2, grid // 2, p, 2, None, run, "levels/2"), LevelPlan(1, grid, p, 2, None, run, "data")]
+    config = _config(name)
+    plans = plan_chain([RunInfo(Path(f"bench-{s}"), s, config) for s in scales], grid)
+    generators = [_Counting(_generator(config, s)) for s in scales]
     with tempfile.TemporaryDirectory() as tmp:
-        with SampleFile(Path(tmp) / "warm.h5", dataset_specs(plans[:1]), 1, {}) as out:  # warm-up
-            run_chain(plans[:1], gens[:1], out, 1)
+        for p, g in zip(plans, generators):  # warm-up: one call per model on its batch shape
+            shape = (1, p.latent_dim) if p.latent_dim else (1,) + (p.patch,) * 3 + (9 if p.factor else 8,)
+            g(np.zeros(shape, np.float32))
         started = time.perf_counter()
         with SampleFile(Path(tmp) / "out.h5", dataset_specs(plans), 1, {}) as out:
-            run_chain(plans, gens, out, 1)
-        ours = time.perf_counter() - started
-    sim = dataclasses.replace(config.data.simulation, particles=grid, mesh=grid, grid=grid, steps=20)
-    simulate_box(sim, 0)  # compile
+            run_chain(plans, generators, out, 1, max_batch=config.sample.max_batch,
+                      to_counts=lambda y: transforms.backward(y, config.transform))
+        return time.perf_counter() - started, sum(g.calls for g in generators) - len(generators)
+
+
+def _simulation_seconds(grid: int) -> float:
+    from nbgan_app.simulate import simulate_box
+
+    sim = dataclasses.replace(_config("demo").data.simulation, particles=grid, mesh=grid, grid=grid, steps=20)
+    simulate_box(dataclasses.replace(sim, steps=1), 0)  # compile: the step count is not in the cache key
     started = time.perf_counter()
     simulate_box(sim, 0)
-    ref = time.perf_counter() - started
-    return {"benchmark": f"sampling: one {grid}^3 cube, chain Mu->M2->M1 (demo architectures) vs PM simulation",
-            "ours_s": ours, "reference": f"jaxpm PM simulation, {grid}^3 particles, 20 steps", "reference_s": ref,
-            "ratio": ref / ours, "repeats": 1, "note": "sampling time includes HDF5 writing; simulation after compile"}
+    return time.perf_counter() - started
+
+
+def bench_against_simulation(quick: bool) -> list[dict]:
+    grid = 64 if quick else 256
+    chains = [("demo", ("uni", "2", "1"))] + ([] if quick else [("paper", ("3", "2", "1"))])
+    sampled = {name: _chain_seconds(name, scales, grid) for name, scales in chains}
+    ref = _simulation_seconds(grid)
+    rows = []
+    for name, scales in chains:
+        ours, calls = sampled[name]
+        rows.append({"benchmark": f"sampling: one {grid}^3 count cube, {name} chain "
+                                  f"{'->'.join('Mu' if s == 'uni' else 'M' + s for s in scales)} vs PM simulation",
+                     "ours_s": ours, "reference": f"jaxpm PM simulation, {grid}^3 particles, 20 steps",
+                     "reference_s": ref, "ratio": ref / ours, "repeats": 1,
+                     "note": f"{name} architectures, untrained weights (same cost), TF fp32, {calls} generator "
+                             "calls, HDF5 writing included; simulation after its compile"})
+    return rows
 
 
 def run(quick: bool) -> list[dict]:
-    return [bench_orders(quick), bench_memory(quick), bench_against_simulation(quick)]
+    return [bench_orders(quick), bench_memory(quick), *bench_against_simulation(quick)]
 
 
 if __name__ == "__main__":
