@@ -33,7 +33,9 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, help="most patches per generator call "
                                                       "(default: the run config's sample.max_batch)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="finish an interrupted run's output file")
+    group.add_argument("--resume", action="store_true",
+                       help="finish an interrupted run's output file (same chain, --n, --seed and --order; "
+                            "the result is the file an uninterrupted run writes)")
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
