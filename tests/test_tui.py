@@ -132,7 +132,7 @@ def test_statistics_and_slice_views_show_the_latest_samples(tmp_path):
     config = rundir.read_json(run / rundir.CONFIG)
     config["run"]["config_path"] = str(tmp_path / "configs" / "tiny.toml")
     rundir.write_json_atomic(run / rundir.CONFIG, config)
-    add_samples(run, tmp_path / "data", side=8)
+    add_samples(run, tmp_path / "data", side=16, level=4)
 
     async def go():
         app = app_for(tmp_path / "runs")
@@ -141,11 +141,14 @@ def test_statistics_and_slice_views_show_the_latest_samples(tmp_path):
             psd = app.screen.query_one("#stat-psd", StatPlot)
             assert await wait_for(pilot, lambda: len(psd.frac) == 8)
             assert psd.frac[0] == pytest.approx(0.5)  # fake = 1.5 x real
+            assert "step 4" in str(app.screen.query_one("#stats-message").render())
             await pilot.press("3")
             fake, real = app.screen.query_one("#fake-map", HeatMap), app.screen.query_one("#real-map", HeatMap)
             assert await wait_for(pilot, lambda: fake.image is not None and real.image is not None)
+            # the real cube is shown at the run's level (M3: 16^3 block-averaged to 4^3), like the samples
+            assert fake.image.shape == real.image.shape == (4, 4)
             slider = app.screen.query_one(Slider)
-            assert slider.maximum == 7 and slider.value == 0
+            assert slider.maximum == 3 and slider.value == 0
             await pilot.press("plus", "plus")
             assert slider.value == 2
 
@@ -200,13 +203,31 @@ def test_quit_asks_while_training_and_leaves_it_running(tmp_path):
         trainer.kill()
 
 
-@pytest.mark.slow
-def test_training_started_from_the_form_appears_in_the_plot(tmp_path, tiny_config, tiny_cubes):
+def tiny_configs(tmp_path: Path, tiny_config) -> Path:
+    """A configs/ directory with tiny.toml pointing at the session's simulated tiny data."""
     configs = tmp_path / "configs"
     configs.mkdir()
     text = (ROOT / "configs" / "tiny.toml").read_text()
     cache = tiny_config.data.simulation.cache
     (configs / "tiny.toml").write_text(text.replace('cache = "data/tiny-sim"', f'cache = "{cache}"'))
+    return configs
+
+
+def stop_leftover(run: Path) -> None:
+    """Never leave a trainer behind a failed test."""
+    state = rundir.effective_state(run) if run.exists() else {}
+    if state.get("state") == "running" and state.get("pid"):
+        os.kill(int(state["pid"]), 9)
+
+
+@pytest.mark.slow
+def test_training_from_the_form_plots_steps_and_stops_and_resumes(tmp_path, tiny_config, tiny_cubes):
+    configs = tiny_configs(tmp_path, tiny_config)
+    run = tmp_path / "runs" / "from-form"
+    log = run / processes.TRAIN_LOG
+
+    def logs() -> str:
+        return log.read_text()[-2000:] if log.exists() else "no train.log"
 
     async def go():
         app = app_for(tmp_path / "runs", configs)
@@ -214,65 +235,95 @@ def test_training_started_from_the_form_appears_in_the_plot(tmp_path, tiny_confi
             await pilot.press("n")
             await pilot.pause(0.2)
             app.screen.query_one("#name").value = "from-form"
+            app.screen.query_one("#steps").value = "100000"  # runs until stopped
             await pilot.press("ctrl+s")
             plot = app.screen.query_one(MetricsPlot)
-            ok = await wait_for(pilot, lambda: len(plot.steps) >= 2 and "from-form" in run_list(app).summaries,
-                                timeout=150)
-            log = tmp_path / "runs" / "from-form" / processes.TRAIN_LOG
-            assert ok, log.read_text()[-2000:] if log.exists() else "no train.log"
+            assert await wait_for(pilot, lambda: len(plot.steps) >= 2, timeout=150), logs()
+            assert run_list(app).summaries["from-form"].state == "running"
+            await pilot.press("s")  # SIGTERM: checkpoint, then state "stopped"
+            assert await wait_for(pilot, lambda: run_list(app).summaries["from-form"].state == "stopped",
+                                  timeout=60), logs()
+            stopped_at = run_list(app).summaries["from-form"].step
+            await pilot.press("r")  # the same nbgan train again: resumes from the checkpoint
+            assert await wait_for(pilot, lambda: plot.steps and plot.steps[-1] > stopped_at, timeout=150), logs()
+            await pilot.press("s")
+            assert await wait_for(pilot, lambda: run_list(app).summaries["from-form"].state == "stopped",
+                                  timeout=60), logs()
+
+    try:
+        asyncio.run(go())
+    finally:
+        stop_leftover(run)
+    assert log.read_text().count("stopped at step") == 2, logs()
+
+
+def sampling_runs(tmp_path: Path, tiny_runs) -> Path:
+    """A runs directory linking the session's tiny trained runs (M3, M2, M1, uni)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for scale, path in tiny_runs.items():
+        (runs / f"m{scale}").symlink_to(path, target_is_directory=True)
+    return runs
+
+
+async def sample_from_screen(app, pilot, m1: Path | None = None):
+    """Open the sampling screen, pick M1 (default: the first scale-1 run), start, wait for the end."""
+    assert await wait_for(pilot, lambda: run_list(app).row_count >= 3)
+    await pilot.press("c")
+    await pilot.pause(0.3)
+    screen = app.screen
+    if m1 is not None:
+        screen.query_one("#m1").value = str(m1)
+    await pilot.press("ctrl+s")
+    assert await wait_for(pilot, lambda: screen.result is not None, timeout=90), screen.job.log_tail(10)
+    return screen
+
+
+@pytest.mark.slow
+def test_chained_sampling_of_real_runs_shows_statistics_without_floor(tmp_path, tiny_runs):
+    import h5py
+
+    runs = sampling_runs(tmp_path, tiny_runs)
+
+    async def go():
+        app = app_for(runs)
+        async with app.run_test(size=(100, 40)) as pilot:
+            screen = await sample_from_screen(app, pilot)
+            assert isinstance(screen.result, dict), screen.result
+            with h5py.File(screen.job.out, "r") as f:
+                assert bool(f.attrs["complete"]) and f["data"].shape == (2, 16, 16, 16)
+            assert len(screen.query_one("#stat-psd", StatPlot).frac) > 0
+            assert screen.query_one("#wave").render().plain.strip() == "wave 10/10 level 1"
+            message = str(screen.query_one("#stats-message").render())
+            assert "real n=3" in message and "psd" in message and "no floor" in message
+            assert "needs >= 4 real cubes" in str(screen.query_one("#message").render())
 
     asyncio.run(go())
 
 
-FAKE_SAMPLER = '''
-import sys, time, numpy as np
-if sys.argv[1] != "sample":
-    from nbgan_app.cli import main
-    sys.exit(main(sys.argv[1:]))
-args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
-for wave in range(1, 4):
-    print(f"wave {wave}/3 level 1", file=sys.stderr, flush=True)
-    time.sleep(0.05)
-from nbgan_app.cubes import write_cube
-n, side = int(args["--n"]), int(args.get("--size", 8))
-write_cube(args["--out"], np.random.default_rng(1).poisson(3.0, (n, side, side, side)), 64.0, complete=True)
-'''
-
-
-def test_chained_sampling_writes_a_file_and_shows_statistics(tmp_path, monkeypatch):
-    # TEMPORARY stand-in for `nbgan sample` (real `nbgan compare` runs): the real chain needs three
-    # trained tiny runs, which `nbgan train` cannot make yet. Replace with real runs once it can.
-    fake = tmp_path / "fake_nbgan.py"
-    fake.write_text(FAKE_SAMPLER)
-    monkeypatch.setattr(processes, "nbgan_command", lambda: [sys.executable, str(fake)])
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+@pytest.mark.slow
+def test_chained_sampling_scores_with_the_floor_through_nbgan_compare(tmp_path, tiny_runs, tiny_cubes):
     from nbgan_app.cubes import write_cube
-    import numpy as np
 
+    runs = sampling_runs(tmp_path, tiny_runs)
     data = tmp_path / "data"
     data.mkdir()
-    for i in range(4):
-        write_cube(data / f"cube_{i}.h5", np.random.default_rng(i).poisson(3.0, (8, 8, 8)), 64.0)
-    for scale in ("3", "2", "1"):
-        make_run(tmp_path / "runs", f"m{scale}", scale=scale, state="finished", data_dir="data",
-                 config_path=str(tmp_path / "configs" / "tiny.toml"))
+    for i, cube in enumerate([*tiny_cubes, *(c.transpose(1, 2, 0) for c in tiny_cubes)]):
+        write_cube(data / f"cube_{i}.h5", cube, 64.0)
+    m1 = runs / "m1-held-out-4"  # M1's copy whose config names 6 cubes, 4 held out
+    shutil.copytree(tiny_runs["1"], m1)
+    config = rundir.read_json(m1 / rundir.CONFIG)
+    config["config"]["data"] = {"dir": str(data), "box_size": 64.0, "held_out": 4}
+    rundir.write_json_atomic(m1 / rundir.CONFIG, config)
 
     async def go():
-        app = app_for(tmp_path / "runs")
+        app = app_for(runs)
         async with app.run_test(size=(100, 40)) as pilot:
-            assert await wait_for(pilot, lambda: run_list(app).row_count == 3)
-            await pilot.press("c")
-            await pilot.pause(0.3)
-            screen = app.screen
-            screen.query_one("#size").value = "8"
-            await pilot.press("ctrl+s")
-            assert await wait_for(pilot, lambda: screen.result is not None, timeout=60), screen.job.log_tail(10)
+            screen = await sample_from_screen(app, pilot, m1)
             assert isinstance(screen.result, dict), screen.result
-            assert screen.job.out.exists()
-            psd = screen.query_one("#stat-psd", StatPlot)
-            assert len(psd.frac) > 0
+            assert screen.compare is not None and screen.compare.out.exists()
             message = str(screen.query_one("#stats-message").render())
-            assert "floor" in message
-            assert screen.query_one("#wave").render().plain.strip() == "wave 3/3 level 1"
+            assert "real n=4" in message and "(floor " in message
+            assert "the 4 held-out cubes" in str(screen.query_one("#message").render())
 
     asyncio.run(go())

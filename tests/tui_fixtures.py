@@ -10,7 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from nbgan_app import rundir
+from nbgan_app.config import load_config, to_dict
 from nbgan_app.cubes import write_cube
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_table(data_dir: str | None = None, held_out: int = 1) -> dict:
+    """configs/tiny.toml as config.json holds it; with `data_dir`, its data is that cube directory."""
+    table = to_dict(load_config(ROOT / "configs" / "tiny.toml"))
+    if data_dir is not None:
+        table["data"] = {"dir": data_dir, "box_size": 64.0, "held_out": held_out}
+    return table
 
 
 def stats(scale: float = 1.0) -> dict:
@@ -31,7 +42,7 @@ def make_run(root: Path, name: str, scale: str = "3", state: str = "stopped", st
     run = Path(root) / name
     run.mkdir(parents=True)
     rundir.write_json_atomic(run / rundir.CONFIG, {
-        "config": {"data": {"dir": data_dir, "simulation": None}},
+        "config": tiny_table(data_dir),
         "run": {"scale": scale, "backend": "tensorflow", "config_path": config_path, "created": 0.0,
                 "argv": argv or ["nbgan", "train", "--config", config_path, "--scale", scale]},
     })
@@ -47,15 +58,16 @@ def metric(step: int) -> dict:
             "gradient_penalty": 0.1, "wasserstein": 1.0 + step}
 
 
-def add_samples(run: Path, data_dir: Path, side: int = 8) -> None:
-    """samples/latest.h5, samples/latest_stats.json and one real cube in `data_dir`."""
+def add_samples(run: Path, data_dir: Path, side: int = 16, level: int = 4) -> None:
+    """samples/latest.h5 (2 cubes of `level`^3, as an M3 evaluation writes), samples/latest_stats.json,
+    and one real cube of `side`^3 in `data_dir`."""
     rng = np.random.default_rng(0)
     (run / rundir.SAMPLES).mkdir(exist_ok=True)
-    write_cube(run / rundir.SAMPLES / "latest.h5", rng.poisson(3.0, (2, side, side, side)), 64.0)
+    write_cube(run / rundir.SAMPLES / "latest.h5", rng.poisson(3.0, (2, level, level, level)), 64.0)
     data_dir.mkdir(exist_ok=True)
     write_cube(data_dir / "cube_000.h5", rng.poisson(3.0, (side, side, side)), 64.0)
     rundir.write_json_atomic(run / rundir.SAMPLES / "latest_stats.json",
-                             {"step": 4, "real": stats(), "fake": stats(1.5), "scores": {}})
+                             {"step": 4, "real": stats(), "fake": stats(1.5)})
 
 
 def sleeper(tmp_path: Path) -> subprocess.Popen:

@@ -138,8 +138,14 @@ def start_sampling(chain: list[Path], n: int, size: int | None, order: str, out:
     return SampleJob(launch(args, log, backend), Path(out), log)
 
 
-def start_compare(real: Path, fake: Path, out_json: Path) -> SampleJob:
-    """`nbgan compare --real REAL --fake FAKE --json OUT`: the scores with the real-vs-real floor."""
+def start_compare(real: list[Path], fake: Path, out_json: Path, box_size: float | None = None) -> SampleJob:
+    """`nbgan compare --real REAL... --fake FAKE --json OUT`: the scores with the real-vs-real floor.
+
+    `box_size`: the data's box side in Mpc/h from the run's config; it wins over the files'
+    attribute, as it must for the 3Dcosmo files, which carry none.
+    """
     log = Path(out_json).with_suffix(".log")
-    return SampleJob(launch(["compare", "--real", str(real), "--fake", str(fake), "--json", str(out_json)], log),
-                     Path(out_json), log)
+    args = ["compare", "--real", *(str(p) for p in real), "--fake", str(fake), "--json", str(out_json)]
+    if box_size is not None:
+        args += ["--box-size", repr(float(box_size))]
+    return SampleJob(launch(args, log), Path(out_json), log)

@@ -18,29 +18,34 @@ LATEST_STATS = "latest_stats.json"
 STAT_NAMES = ("psd", "mass_hist", "peak_hist")
 
 
-def read_slice(path: Path, index: int, axis: int = 0, item: int = 0) -> tuple[np.ndarray, int] | str:
-    """Slice `index` along `axis` of cube `item` in an HDF5 cube file, and the cube side.
+def read_slice(source: Path | np.ndarray, index: int, axis: int = 0, item: int = 0) -> tuple[np.ndarray, int] | str:
+    """Slice `index` along `axis` of cube `item` of an HDF5 cube file (or of an array), and the cube side.
 
-    Returns (2-D float32 counts, side), or a one-line message when the file cannot be shown.
-    A file with attribute complete=False (a sampler still writing) is shown anyway, with
-    whatever cubes it holds; missing or unreadable files give a message.
+    `source` holds one cube (S, S, S) or a batch (N, S, S, S). Returns (2-D float32 counts,
+    side), or a one-line message when it cannot be shown. A sample file with attribute
+    complete=False (a sampler still writing) is shown anyway, with whatever cubes it holds.
     """
     import h5py
 
+    if isinstance(source, np.ndarray):
+        return _slice(source, index, axis, item)
     try:
-        with h5py.File(path, "r") as f:
-            data = f["data"]
-            cube_shape = data.shape[1:] if data.ndim == 4 else data.shape
-            if len(cube_shape) != 3:
-                return f"{path.name}: data has shape {data.shape}"
-            side = cube_shape[0]
-            index = int(np.clip(index, 0, side - 1))
-            where = [slice(None)] * 3
-            where[axis] = index
-            array = data[(item, *where)] if data.ndim == 4 else data[tuple(where)]
-            return np.asarray(array, dtype=np.float32), side
+        with h5py.File(source, "r") as f:
+            return _slice(f["data"], index, axis, item)
     except (OSError, KeyError, ValueError, IndexError) as exc:
-        return f"{path.name}: {type(exc).__name__}: {exc}"[:120]
+        return f"{Path(source).name}: {type(exc).__name__}: {exc}"[:120]
+
+
+def _slice(data, index: int, axis: int, item: int) -> tuple[np.ndarray, int] | str:
+    """Read one 2-D slice of an h5py dataset or array of one cube or a batch of cubes."""
+    cube_shape = data.shape[1:] if len(data.shape) == 4 else data.shape
+    if len(cube_shape) != 3:
+        return f"data has shape {data.shape}, not cubes"
+    side = cube_shape[0]
+    where: list = [slice(None)] * 3
+    where[axis] = int(np.clip(index, 0, side - 1))
+    array = data[(item, *where)] if len(data.shape) == 4 else data[tuple(where)]
+    return np.asarray(array, dtype=np.float32), side
 
 
 def is_complete(path: Path) -> bool | None:
@@ -52,28 +57,6 @@ def is_complete(path: Path) -> bool | None:
             return bool(f.attrs.get("complete", True))
     except OSError:
         return None
-
-
-def real_cube_file(run_dir: Path) -> Path | None:
-    """The first real cube file of a run's data, from config.json (`config.data.dir` or
-    `config.data.simulation.cache`, relative to the project root of `run.config_path`)."""
-    saved = rundir.read_json(Path(run_dir) / rundir.CONFIG)
-    try:
-        data, run = saved["config"]["data"], saved["run"]
-        simulation = data.get("simulation") or {}
-        where = data.get("dir") or simulation.get("cache")
-        root = Path(run["config_path"]).parent
-    except (TypeError, KeyError, AttributeError):
-        return None
-    if not where:
-        return None
-    root = root.parent if root.name == "configs" else root  # the rule of config.load_config
-    try:
-        folder = root / str(where)
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".h5", ".hdf5") and not p.name.startswith("."))
-    except OSError:
-        return None
-    return files[0] if files else None
 
 
 def check_stats(stats) -> bool:

@@ -18,8 +18,13 @@ STYLES = [[Style(color=Color.from_ansi(top), bgcolor=Color.from_ansi(bottom)) fo
 
 
 def fit(image: np.ndarray, columns: int, rows: int) -> np.ndarray:
-    """Block-average `image` by an integer factor so it fits `columns` x `2*rows` pixels."""
-    factor = max(1, int(np.ceil(max(image.shape[0] / max(1, 2 * rows), image.shape[1] / max(1, columns)))))
+    """Resize `image` by an integer factor to fit `columns` x `2*rows` pixels: block means to
+    shrink it, repeated pixels to enlarge it (a 4^3 coarse level would be a speck otherwise)."""
+    columns, pixel_rows = max(1, columns), max(1, 2 * rows)
+    grow = min(pixel_rows // image.shape[0], columns // image.shape[1])
+    if grow > 1:
+        return np.repeat(np.repeat(image, grow, axis=0), grow, axis=1)
+    factor = max(1, int(np.ceil(max(image.shape[0] / pixel_rows, image.shape[1] / columns))))
     h, w = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
     return image[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
 

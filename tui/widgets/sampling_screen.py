@@ -13,7 +13,8 @@ from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select
 
 from tui import processes
 from tui.runs import RunSummary
-from tui.samples import is_complete, read_stats_pair, real_cube_file
+from tui.real_data import real_cubes, score_in_process
+from tui.samples import is_complete, read_stats_pair
 from tui.widgets.stats_panel import StatsPanel
 
 
@@ -40,6 +41,8 @@ class SamplingScreen(Screen):
         self.job: processes.SampleJob | None = None
         self.compare: processes.SampleJob | None = None
         self.result: dict | str | None = None
+        self.note = ""  # which real cubes the samples are scored against
+        self.scoring = False  # an in-process scoring thread is running
         self.timer = None
 
     def compose(self) -> ComposeResult:
@@ -105,7 +108,7 @@ class SamplingScreen(Screen):
             self.say(f"[red]sampling view error: {type(exc).__name__}: {exc}[/red]")
 
     def _poll(self) -> None:
-        if self.job is None or self.result is not None:
+        if self.job is None or self.result is not None or self.scoring:
             return
         progress = self.job.progress()
         if progress:
@@ -128,24 +131,41 @@ class SamplingScreen(Screen):
         if code != 0:
             self.finish(f"[red]nbgan compare failed (exit {code})[/red]\n{self.compare.log_tail()}")
             return
-        self.finish(read_stats_pair(self.compare.out), done=True)
+        self.finish(read_stats_pair(self.compare.out))
 
     def start_compare(self) -> None:
+        """Score the samples against the M1 run's real cubes: `nbgan compare` (with the floor) when
+        there are enough real cubes for a floor, else the same scores without it, in a thread."""
         m1 = Path(self.query_one("#m1", Select).value)
-        real = real_cube_file(m1)
-        if real is None:
-            self.finish(f"samples written to {self.job.out}; no real cubes found in {m1.name}'s config to compare")
+        found = real_cubes(m1)
+        if isinstance(found, str):
+            self.finish(f"samples written to {self.job.out}; no statistics: {found}")
             return
-        self.say(f"samples complete: {self.job.out.name}; computing statistics against {real.parent}")
-        self.compare = processes.start_compare(real.parent, self.job.out, self.job.out.with_suffix(".stats.json"))
+        files, self.note = found.for_scores()
+        self.say(f"samples complete: {self.job.out.name}; computing statistics ({self.note})")
+        if len(files) >= 4:
+            self.compare = processes.start_compare(files, self.job.out, self.job.out.with_suffix(".stats.json"),
+                                                   found.box_size)
+            return
+        self.scoring = True
+        self.run_worker(lambda: self.score_thread(files, found.box_size), thread=True, name="scores")
 
-    def finish(self, result: dict | str, done: bool = False) -> None:
-        self.result = result
+    def score_thread(self, files: list[Path], box_size: float | None) -> None:
+        """Runs in a worker thread: numpy statistics, nothing written; the result goes back to the UI."""
+        try:
+            result: dict | str = score_in_process(files, self.job.out, box_size)
+        except Exception as exc:  # unreadable or mismatched cubes: a message, never a crash
+            result = f"[red]statistics failed: {type(exc).__name__}: {exc}[/red]"
+        self.app.call_from_thread(self.finish, result)
+
+    def finish(self, result: dict | str) -> None:
+        self.result, self.scoring = result, False
         if self.timer:
             self.timer.stop()
         if isinstance(result, dict):
             self.query_one(StatsPanel).show(result)
-            self.say(f"done: {self.job.out} and {self.compare.out.name}")
+            where = f" and {self.compare.out.name}" if self.compare else ""
+            self.say(f"done: {self.job.out}{where}\n{self.note}")
         else:
             self.query_one(StatsPanel).show("no statistics")
             self.say(result)

@@ -16,7 +16,11 @@ from tui.widgets.slider import Slider
 
 
 class SliceViewer(Vertical):
-    """Slice `index` (along the first axis) of `fake` and `real` cube files, colour scale shared."""
+    """Slice `index` (along the first axis) of the first `fake` cube and the `real` cube, colour scale shared.
+
+    `fake` is a cube file (samples/latest.h5); `real` a cube file, a (S, S, S) count array
+    (the held-out cube at the run's level) or a message saying why there is none.
+    """
 
     DEFAULT_CSS = """
     SliceViewer { height: 1fr; }
@@ -28,7 +32,7 @@ class SliceViewer(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.fake: Path | None = None
-        self.real: Path | None = None
+        self.real: Path | np.ndarray | str | None = None
         self._keys: tuple = ()
 
     def compose(self) -> ComposeResult:
@@ -43,9 +47,10 @@ class SliceViewer(Vertical):
     def on_mount(self) -> None:
         self.query_one(".caption-row").styles.height = 1
 
-    def show(self, fake: Path | None, real: Path | None, force: bool = False) -> None:
-        """Point the viewer at two cube files; reread only when a file changed (or `force`)."""
-        keys = (fake, real, fake and file_key(fake), real and file_key(real))
+    def show(self, fake: Path | None, real: Path | np.ndarray | str | None, force: bool = False) -> None:
+        """Point the viewer at the two cubes; reread only when one changed (or `force`)."""
+        real_key = id(real) if isinstance(real, np.ndarray) else (real, isinstance(real, Path) and file_key(real))
+        keys = (fake, fake and file_key(fake), real_key)
         if keys == self._keys and not force:
             return
         self.fake, self.real, self._keys = fake, real, keys
@@ -60,7 +65,10 @@ class SliceViewer(Vertical):
         index = slider.value
         shown = {}
         for which, path in (("fake", self.fake), ("real", self.real)):
-            result = read_slice(path, index) if path else f"no {which} cube"
+            if isinstance(path, str):
+                result = path
+            else:
+                result = read_slice(path, index) if path is not None else f"no {which} cube"
             shown[which] = result
             if not isinstance(result, str):
                 slider.set_maximum(result[1] - 1)

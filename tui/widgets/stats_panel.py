@@ -14,17 +14,23 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def scores_line(scores: dict | None) -> str:
-    """Per statistic, the score of fake vs real and the real-vs-real floor (an `nbgan compare` result);
-    otherwise any flat `name=value` scores."""
+def scores_line(scores: dict | None, n_real=None) -> str:
+    """Per statistic, the score of fake vs real (higher is better) and the real-vs-real floor (an
+    `nbgan compare` result, or the trainer's latest_stats.json); otherwise flat `name=value` scores."""
     if not isinstance(scores, dict) or not scores:
+        if _number(n_real) and n_real < 2:
+            return f"scores: none ({n_real} real cube; a score needs 2)"
         return "scores: none yet"
     parts = []
+    floors = 0
     for name in STAT_NAMES:
         block = scores.get(name)
         if isinstance(block, dict) and _number(block.get("score")):
             floor = ((block.get("floor") or {}).get("score") or {}).get("mean")
             parts.append(f"{name} {block['score']:.3g}" + (f" (floor {floor:.3g})" if _number(floor) else ""))
+            floors += _number(floor)
+    if parts and not floors:
+        parts.append("(no floor: needs 4 real cubes)")
     if not parts:
         parts = [f"{k}={v:.3g}" for k, v in scores.items() if _number(v)]
     return "scores: " + ("  ".join(parts) if parts else "none yet")
@@ -56,4 +62,6 @@ class StatsPanel(Vertical):
         for plot in self.query(StatPlot):
             plot.show(payload["real"][plot.stat_name], payload["fake"][plot.stat_name])
         n_real, n_fake = payload["real"].get("n_cubes", "?"), payload["fake"].get("n_cubes", "?")
-        message.update(f"[cyan]real[/] n={n_real}, [orange1]fake[/] n={n_fake}   {scores_line(payload.get('scores'))}")
+        step = f"step {payload['step']}: " if _number(payload.get("step")) else ""
+        message.update(f"{step}[cyan]real[/] n={n_real}, [orange1]fake[/] n={n_fake}   "
+                       f"{scores_line(payload.get('scores'), n_real)}")

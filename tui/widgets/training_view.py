@@ -10,7 +10,8 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from nbgan_app import rundir
 from tui.runs import RunSummary, RunWatcher, file_key, steps_per_second
-from tui.samples import LATEST, LATEST_STATS, read_latest_stats, real_cube_file
+from tui.real_data import real_level_cube
+from tui.samples import LATEST, LATEST_STATS, read_latest_stats
 from tui.widgets.metrics_plot import MetricsPlot
 from tui.widgets.slice_viewer import SliceViewer
 from tui.widgets.stats_panel import StatsPanel
@@ -73,4 +74,4 @@ class TrainingView(Vertical):
             self.query_one(StatsPanel).show(read_latest_stats(self.run_dir))
         if self.query_one("#tabs", TabbedContent).active == "slices":
             latest = samples / LATEST
-            self.query_one(SliceViewer).show(latest if latest.exists() else None, real_cube_file(self.run_dir))
+            self.query_one(SliceViewer).show(latest if latest.exists() else None, real_level_cube(self.run_dir))
