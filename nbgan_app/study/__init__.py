@@ -1,0 +1,1 @@
+"""The evaluation study of the thesis (`nbgan evaluate`): models, baselines, scores, report."""
