@@ -141,8 +141,8 @@ def bench_memory(quick: bool) -> dict:
                         for s, r in results.items())
     ratio = results[big]["peak_mib"] / results[small]["peak_mib"]
     return {"benchmark": f"sampling: peak memory, one level, {' vs '.join(f'{s}^3' for s in sides)}",
-            "ours_s": results[big]["seconds"], "reference": f"{small}^3 output", "reference_s": results[small]["seconds"],
-            "ratio": None, "repeats": 1,
+            "ours_s": results[big]["seconds"], "reference": f"{small}^3 output",
+            "reference_s": results[small]["seconds"], "ratio": None, "repeats": 1,
             "note": f"peak RSS {big}^3/{small}^3 = {ratio:.2f} (cube 8x); {figures}"}
 
 
