@@ -162,7 +162,7 @@ def test_max_batch_splits_waves(tmp_path):
     assert fake.calls == expected
 
 
-def test_store_holds_diagonal_slabs_only(tmp_path):
+def test_store_holds_diagonal_slabs_only(tmp_path, monkeypatch):
     from nbgan_app.sampling.sampler import PatchSampler
 
     n, ndim = 6, 3
@@ -173,7 +173,7 @@ def test_store_holds_diagonal_slabs_only(tmp_path):
         original(self, target, n_cubes, coarse)
         seen["peak"], seen["left"], seen["misses"] = self.store.peak, len(self.store), self.store.fallback_reads
 
-    pytest.MonkeyPatch().setattr(PatchSampler, "sample", spy)
+    monkeypatch.setattr(PatchSampler, "sample", spy)
     sample(tmp_path / "out.h5", n_cubes=1, n=n, patch=2, ndim=ndim)
     sizes = [len(w) for w in waves(n, ndim, "wavefront")]
     bound = max(sum(sizes[max(0, k - ndim):k + 1]) for k in range(len(sizes)))
