@@ -159,3 +159,12 @@ def test_study_settings_are_strict(tmp_path, capsys):
     assert main(["evaluate", "--config", str(ROOT / "configs" / "tiny.toml"), "--out", str(tmp_path / "o"),
                  "--study", str(bad)]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_lognormal_mock_of_cubes_matches_their_shape_and_mean():
+    from nbgan_app.study.mock import lognormal_mock
+
+    real = lognormal_mocks(smooth_target(200.0, grid=16), 4, seed=1)
+    fake = lognormal_mock(real, 3, 100.0, seed=2)
+    assert fake.shape == (3, 16, 16, 16)
+    assert abs(fake.mean() / real.mean() - 1) < 0.02

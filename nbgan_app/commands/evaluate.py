@@ -65,6 +65,8 @@ def run(args) -> int:
             print(text, file=sys.stderr, flush=True)
 
     results = run_study(config, study, out, progress=False if args.quiet else None, log=log)
+    results["command"] = " ".join(["nbgan"] + sys.argv[1:]) if sys.argv[0].endswith(("nbgan", "__main__.py")) \
+        else "nbgan evaluate"
     path = write_report(results, out, overwrite=args.overwrite)
     print(f"wrote {path} ({results['wall_seconds'] / 60:.1f} min)")
     return 0

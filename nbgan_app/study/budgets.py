@@ -145,7 +145,7 @@ def train_model(spec: ModelSpec, root: Path, progress: bool | None = None) -> di
         raise KeyboardInterrupt  # stopped by the user (Ctrl-C, SIGTERM), not by the budget
     entry = {"scale": spec.scale, "architecture": spec.config.model(spec.scale).architecture,
              "minutes": spec.minutes, "max_steps": spec.max_steps, "seconds": round(spent + seconds, 1),
-             "steps": int(state["step"]), "state": state["state"]}
+             "steps": int(state["step"]), "state": state["state"], "load_average": round(os.getloadavg()[0], 1)}
     ledger = read_ledger(root)
     ledger[spec.name] = entry
     rundir.write_json_atomic(Path(root) / LEDGER, ledger)

@@ -87,3 +87,8 @@ def lognormal_mocks(target: MockSpectrum, n_cubes: int, seed: int = 0) -> np.nda
         density /= density.mean()
         cubes[i] = rng.poisson(target.mean_count * density)
     return cubes
+
+
+def lognormal_mock(counts: np.ndarray, n_cubes: int, box_size: float, seed: int = 0) -> np.ndarray:
+    """`n_cubes` lognormal mocks imitating the count cubes `counts` (B, N, ..., N): their spectrum and mean."""
+    return lognormal_mocks(measure_spectrum(counts, box_size), n_cubes, seed)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nbgan_app.outputs import atomic_file
+from nbgan_app.plots import save_compare_plot
 from nbgan_app.study import figures
 
 STATS = (("psd", "PSD"), ("mass_hist", "mass"), ("peak_hist", "peak"))
@@ -93,6 +94,15 @@ def verdicts(results: dict) -> list[str]:
         wins = [label for name, label in STATS if (rows["chain"][name]["score"] or 0) > (rows["mu"][name]["score"] or 0)]
         lines.append(f"- Multi-scale chain scores higher than Mu on: {', '.join(wins) or 'none'} "
                      f"(of PSD, mass, peak).")
+    archs = {n: v for n, v in rows.items() if n.startswith("m1-")}
+    if len(archs) > 1:
+        best = [f"{label} {max(archs, key=lambda n: archs[n][name]['score'] or 0)[3:]}" for name, label in STATS]
+        lines.append(f"- Best M1 architecture by score: {', '.join(best)}.")
+    for name in [n for n in ("m2", results["chain_m1"], "m2-m1") if n in rows]:
+        psd = rows[name]["psd"]
+        floor = psd["floor"]["median_abs_frac_diff"]["mean"]
+        lines.append(f"- Conditional {name}: PSD median error {fmt(psd['median_abs_frac_diff'])} "
+                     f"against a floor of {fmt(floor)}.")
     for name in ("chain", "mu"):
         if name in rows and "lognormal" in rows:
             ours = rows[name]["psd"]["median_abs_frac_diff"]
@@ -124,11 +134,19 @@ def budget_lines(results: dict) -> list[str]:
     lines = [f"- Budget per model: {study['minutes_per_model']:g} min wall clock or {study['max_steps']} "
              f"generator steps, whichever ends first; Mu gets {study['uni_budget_factor']:g} budgets "
              "(the chain's three models together).",
-             f"- Whole study: {results['wall_seconds'] / 60:.1f} min on this machine "
-             f"({platform.machine()}, {results.get('cpus', '?')} CPU cores, Keras backend {results.get('backend', '?')}).",
-             "", "| model | scale | architecture | steps | seconds |", "|---|---|---|---|---|"]
+             f"- This invocation: {results['wall_seconds'] / 60:.1f} min; training of all models (the ledger, which "
+             f"a rerun reuses): {sum(t['seconds'] for t in results['training'].values()) / 60:.1f} min; on "
+             f"{platform.machine()} with {results.get('cpus', '?')} CPU cores, Keras backend {results.get('backend', '?')}.",
+             f"- Command: `{results.get('command', 'nbgan evaluate')}`."]
+    if results.get("load_average"):
+        lines.append("- 1-minute load average at the start and end of this invocation: "
+                     + " and ".join(fmt(x, 2) for x in results["load_average"]) + " (above the core count the "
+                     "cores were shared, and a wall-clock budget bought fewer steps).")
+    lines += ["", "| model | scale | architecture | steps | seconds | load average at its end |",
+              "|---|---|---|---|---|---|"]
     for name, t in results["training"].items():
-        lines.append(f"| {name} | {t['scale']} | {t['architecture']} | {t['steps']} | {t['seconds']:.0f} |")
+        lines.append(f"| {name} | {t['scale']} | {t['architecture']} | {t['steps']} | {t['seconds']:.0f} "
+                     f"| {fmt(t.get('load_average'), 2)} |")
     if "pm" in results["split"]:
         pm = results["split"]["pm"]
         lines += ["", f"PM simulation: {pm['per_cube_s']:.2f} s per box (first call, with compilation: "
@@ -180,8 +198,6 @@ def write_report(results: dict, out: Path, overwrite: bool = False) -> Path:
             lines += ["![quality against time per cube](quality_vs_time.png)", ""]
     lines += ["## Statistics of each method", ""]
     for r in results["rows"]:
-        from nbgan_app.plots import save_compare_plot
-
         save_compare_plot(r["scores"], out / f"compare_{r['name']}.png", overwrite=True)
         lines.append(f"- {r['label']}: ![{r['name']}](compare_{r['name']}.png)")
     lines += ["", PAPER_SCALE]

@@ -152,7 +152,7 @@ def score_rows(config: Config, study: StudyConfig, rows: list[dict], evaluation:
 def run_study(config: Config, study: StudyConfig, out: Path, progress: bool = True,
               log=print) -> dict:
     """Train (or reuse) every model, generate, score; returns the results (no report written)."""
-    started = time.time()
+    started, load_start = time.time(), os.getloadavg()[0]
     log("evaluation set: simulating or loading")
     evaluation, split = evaluation_set(config, study, progress is not False)
     root = Path(out) / RUNS
@@ -169,4 +169,5 @@ def run_study(config: Config, study: StudyConfig, out: Path, progress: bool = Tr
     return {"config": config.source, "study": dataclasses.asdict(study), "split": split,
             "training": training, "rows": rows, "sizes": list(config.pyramid.sizes),
             "chain_m1": budgets.m1_name(config.m1.architecture), "backend": backend_name(),
-            "cpus": os.cpu_count(), "wall_seconds": time.time() - started}
+            "cpus": os.cpu_count(), "wall_seconds": time.time() - started,
+            "load_average": [load_start, os.getloadavg()[0]]}
