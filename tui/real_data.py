@@ -88,8 +88,16 @@ def real_level_cube(run_dir: Path) -> np.ndarray | str:
     """The first held-out real cube at the run's level (counts, (S, S, S)): what its samples imitate.
 
     Block means in transformed space mapped back to counts, as the trainer's evaluation
-    does; cached on the file's size and mtime, since the slice view asks every refresh.
+    does; cached on config.json's size and mtime, since the slice view asks every refresh.
     """
+    key = (Path(run_dir), file_key(Path(run_dir) / rundir.CONFIG))
+    if key not in _level_cache:
+        _level_cache.clear()  # one cube at a time: the selected run's
+        _level_cache[key] = _find_level_cube(Path(run_dir))
+    return _level_cache[key]
+
+
+def _find_level_cube(run_dir: Path) -> np.ndarray | str:
     config = run_config(run_dir)
     if isinstance(config, str):
         return config
@@ -97,12 +105,8 @@ def real_level_cube(run_dir: Path) -> np.ndarray | str:
     if isinstance(found, str):
         return found
     held = found.files[len(found.files) - max(found.held_out, 1)]
-    scale = str((rundir.read_json(Path(run_dir) / rundir.CONFIG) or {}).get("run", {}).get("scale", "1"))
-    key = (held, file_key(held), scale)
-    if key not in _level_cache:
-        _level_cache.clear()  # one cube at a time: the selected run's
-        _level_cache[key] = _load_level(config, held, scale, found.box_size)
-    return _level_cache[key]
+    scale = str((rundir.read_json(run_dir / rundir.CONFIG) or {}).get("run", {}).get("scale", "1"))
+    return _load_level(config, held, scale, found.box_size)
 
 
 def _load_level(config, path: Path, scale: str, box_size: float | None) -> np.ndarray | str:

@@ -112,9 +112,9 @@ def centres(stat: dict, name: str) -> np.ndarray:
 
 
 def fractional_difference(real: dict, fake: dict) -> np.ndarray:
-    """(fake - real) / real per bin, 0 where real is 0."""
+    """(fake - real) / real per bin; NaN where real is 0 (undefined: such bins are not drawn)."""
     r = np.asarray(real["mean"], dtype=float)
     f = np.asarray(fake["mean"], dtype=float)[: len(r)]
     r = r[: len(f)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(r != 0, (f - r) / r, 0.0)
+        return np.where(r != 0, (f - r) / r, np.nan)

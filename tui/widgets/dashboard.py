@@ -40,7 +40,7 @@ class DashboardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield RunList(id="runs")
-        yield TrainingView(id="view")
+        yield TrainingView(plot_every_s=3 * self.refresh_s, id="view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -62,6 +62,9 @@ class DashboardScreen(Screen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.poll()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.poll()  # hidden tabs are not redrawn while training runs: draw the one now shown
 
     def selected_or_say(self):
         selected = self.query_one(RunList).selected()

@@ -45,7 +45,7 @@ class RunList(DataTable):
                 self.add_row(*cells, key=name)
             elif summary != self.summaries[name]:
                 for column, value in zip(COLUMNS, cells):
-                    self.update_cell(name, column, value)
+                    self.update_cell(name, column, value, update_width=True)
         self.summaries = fresh
         self.border_title = f"Runs ({len(fresh)})" if fresh else "Runs (none yet: press n to start one)"
 

@@ -47,7 +47,10 @@ class StatPlot(PlotextPlot):
         top.yscale("log")
         bottom = plt.subplot(2, 1)
         n = min(len(x_real), len(self.frac))
-        bottom.plot(list(x_real[:n]), self.frac[:n], color="orange", marker="braille")
+        frac = np.asarray(self.frac[:n])
+        shown = np.isfinite(frac)  # bins where the real mean is 0 have no fractional difference
+        if shown.any():
+            bottom.plot(list(x_real[:n][shown]), list(frac[shown]), color="orange", marker="braille")
         bottom.hline(0.0, "gray")
         if self.stat_name == "psd":
             bottom.xscale("log")

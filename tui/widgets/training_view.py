@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -27,8 +28,10 @@ class TrainingView(Vertical):
     TrainingView TabPane { padding: 0; }
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, plot_every_s: float = 3.0, **kwargs):
         super().__init__(**kwargs)
+        self.plot_every_s = plot_every_s  # a loss plot redraw costs ~50 ms: not on every refresh
+        self._drawn_at: dict[str, float] = {}  # view name -> monotonic time of its last redraw
         self.run_dir: Path | None = None
         self.rate: float | None = None
         self._drawn: tuple = ()
@@ -47,6 +50,15 @@ class TrainingView(Vertical):
     def follow(self, run_dir: Path | None) -> None:
         if run_dir != self.run_dir:
             self.run_dir, self._drawn, self._stats_key = run_dir, (), ()
+            self._drawn_at.clear()
+
+    def due(self, view: str) -> bool:
+        """Whether `view` may redraw now (at most every plot_every_s), and if so, note that it does."""
+        now = time.monotonic()
+        if now - self._drawn_at.get(view, -float("inf")) < self.plot_every_s:
+            return False
+        self._drawn_at[view] = now
+        return True
 
     def poll(self, watcher: RunWatcher, summary: RunSummary | None) -> None:
         """Redraw from the run's files; cheap when nothing changed."""
@@ -54,24 +66,26 @@ class TrainingView(Vertical):
             self.query_one("#status", Static).update("no run selected: press n to start one")
             return
         records = watcher.tail(self.run_dir).records
-        self.rate = steps_per_second(records)
+        self.rate = steps_per_second(records, window=50) if summary.state == "running" else None
         rate = f"{self.rate:.3g} steps/s" if self.rate is not None else "- steps/s"
         status = f"[b]{summary.name}[/b]  M{summary.scale}  {summary.state}  step {summary.step}  {rate}"
         if summary.error:
             status += f"  [red]{summary.error}[/red]"
         self.query_one("#status", Static).update(status)
         drawn = (self.run_dir, len(records), records[-1]["step"] if records else None)
-        if drawn != self._drawn:
+        shown = self.query_one("#tabs", TabbedContent).active == "losses"
+        if drawn != self._drawn and shown and self.due("losses"):
             self._drawn = drawn
             self.query_one(MetricsPlot).show(records, title=f"{summary.name} losses")
         self._poll_samples()
 
     def _poll_samples(self) -> None:
         samples = self.run_dir / rundir.SAMPLES
+        tab = self.query_one("#tabs", TabbedContent).active
         key = file_key(samples / LATEST_STATS)
-        if key != self._stats_key:
+        if tab == "statistics" and key != self._stats_key and self.due("statistics"):  # hidden: not drawn
             self._stats_key = key
             self.query_one(StatsPanel).show(read_latest_stats(self.run_dir))
-        if self.query_one("#tabs", TabbedContent).active == "slices":
+        if tab == "slices" and self.due("slices"):
             latest = samples / LATEST
             self.query_one(SliceViewer).show(latest if latest.exists() else None, real_level_cube(self.run_dir))
