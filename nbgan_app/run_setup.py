@@ -51,7 +51,7 @@ def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str) -> 
         return run_dir
     rundir.write_json_atomic(path, {
         "config": table,
-        "run": {"scale": scale, "backend": backend, "config_path": config.source,
+        "run": {"scale": scale, "backend": backend, "config_path": config.source, "root": config.root,
                 "created": time.time(), "argv": sys.argv},
     })
     return run_dir
