@@ -168,3 +168,13 @@ def test_lognormal_mock_of_cubes_matches_their_shape_and_mean():
     fake = lognormal_mock(real, 3, 100.0, seed=2)
     assert fake.shape == (3, 16, 16, 16)
     assert abs(fake.mean() / real.mean() - 1) < 0.02
+
+
+@pytest.mark.backends
+def test_train_model_stops_at_the_wall_clock_budget_and_is_reused(tmp_path, tiny_config):
+    study = StudyConfig(minutes_per_model=0.05, max_steps=100_000)
+    spec = next(s for s in budgets.model_specs(tiny_config, study) if s.name == "m3")
+    entry = budgets.train_model(spec, tmp_path, progress=False)
+    assert entry["state"] == "stopped" and 0 < entry["steps"] < 100_000
+    assert budgets.read_ledger(tmp_path)["m3"] == entry
+    assert budgets.train_model(spec, tmp_path, progress=False) == entry  # the ledger: not trained again

@@ -46,6 +46,16 @@ def settings(args):
     return validate_study(study)
 
 
+def command_line(args) -> str:
+    """The invocation, rebuilt from the parsed flags (for the report)."""
+    words = ["nbgan evaluate", f"--config {args.config}", f"--out {args.out}"]
+    for flag, value in (("--study", args.study), ("--budget-minutes", args.budget_minutes),
+                        ("--max-steps", args.max_steps)):
+        if value is not None:
+            words.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(words)
+
+
 def run(args) -> int:
     from nbgan_app.config import load_config
     from nbgan_app.outputs import ensure_writable_dir
@@ -65,8 +75,8 @@ def run(args) -> int:
             print(text, file=sys.stderr, flush=True)
 
     results = run_study(config, study, out, progress=False if args.quiet else None, log=log)
-    results["command"] = " ".join(["nbgan"] + sys.argv[1:]) if sys.argv[0].endswith(("nbgan", "__main__.py")) \
-        else "nbgan evaluate"
+    results["config"] = str(args.config)
+    results["command"] = command_line(args)
     path = write_report(results, out, overwrite=args.overwrite)
     print(f"wrote {path} ({results['wall_seconds'] / 60:.1f} min)")
     return 0

@@ -86,23 +86,34 @@ def psd_bin_table(rows: list[dict], n_columns: int = 8) -> list[str]:
     return lines
 
 
+def _score(block: dict) -> float:
+    """A statistic's score; null in JSON means infinite (a distance of exactly 0)."""
+    return np.inf if block["score"] is None else block["score"]
+
+
 def verdicts(results: dict) -> list[str]:
     """Plain statements read off the numbers (no judgement beyond them)."""
     rows = {r["name"]: r["scores"] for r in results["rows"]}
     lines = []
     if "chain" in rows and "mu" in rows:
-        wins = [label for name, label in STATS if (rows["chain"][name]["score"] or 0) > (rows["mu"][name]["score"] or 0)]
+        wins = [label for name, label in STATS if _score(rows["chain"][name]) > _score(rows["mu"][name])]
         lines.append(f"- Multi-scale chain scores higher than Mu on: {', '.join(wins) or 'none'} "
                      f"(of PSD, mass, peak).")
     archs = {n: v for n, v in rows.items() if n.startswith("m1-")}
     if len(archs) > 1:
-        best = [f"{label} {max(archs, key=lambda n: archs[n][name]['score'] or 0)[3:]}" for name, label in STATS]
+        best = [f"{label} {max(archs, key=lambda n: _score(archs[n][name]))[3:]}" for name, label in STATS]
         lines.append(f"- Best M1 architecture by score: {', '.join(best)}.")
     for name in [n for n in ("m2", results["chain_m1"], "m2-m1") if n in rows]:
         psd = rows[name]["psd"]
         floor = psd["floor"]["median_abs_frac_diff"]["mean"]
         lines.append(f"- Conditional {name}: PSD median error {fmt(psd['median_abs_frac_diff'])} "
                      f"against a floor of {fmt(floor)}.")
+    if results.get("patch"):
+        cell = results["split"]["box_size"] / results["sizes"][0]
+        k_patch = 2 * np.pi / (results["patch"] * cell)
+        lines.append(f"- The patch side, {results['patch']} voxels = {results['patch'] * cell:g} Mpc/h, is the "
+                     f"scale k = {k_patch:.3g} h/Mpc: excess power there and at its multiples in patch-made cubes "
+                     "points to seams between patches.")
     for name in ("chain", "mu"):
         if name in rows and "lognormal" in rows:
             ours = rows[name]["psd"]["median_abs_frac_diff"]
@@ -119,10 +130,12 @@ def split_lines(results: dict) -> list[str]:
     lines = [f"- Training: {split['n_train']} cubes (the config's data minus its last {split['n_monitor']}, "
              "which training uses only as its monitor)."]
     if "train_seeds" in split:
-        lines[0] += f" Simulation seeds {split['train_seeds'][0]}..{split['train_seeds'][1]}."
+        lines[0] += (f" The suite's simulation seeds are {split['train_seeds'][0]}..{split['train_seeds'][1]}, "
+                     f"the first {split['n_train']} of them train.")
     lines += [f"- Evaluation: {split['eval']}; {split['n_eval']} cubes, never used in training.",
               f"- Floor: scores between disjoint random halves of the evaluation set "
-              f"({results['study']['floor_splits']} splits; mean shown in brackets).",
+              f"({results['study']['floor_splits']} splits; mean shown in brackets). It compares half against half, "
+              "so it is noisier (more pessimistic) than a row that compares more cubes.",
               "- Conditional rows up-scale the evaluation cubes' own down-scaled versions and are scored "
               "against those cubes; unconditional rows are scored against the whole evaluation set.",
               "- The lognormal mock takes its spectrum and mean from the training cubes."]
@@ -136,21 +149,23 @@ def budget_lines(results: dict) -> list[str]:
              "(the chain's three models together).",
              f"- This invocation: {results['wall_seconds'] / 60:.1f} min; training of all models (the ledger, which "
              f"a rerun reuses): {sum(t['seconds'] for t in results['training'].values()) / 60:.1f} min; on "
-             f"{platform.machine()} with {results.get('cpus', '?')} CPU cores, Keras backend {results.get('backend', '?')}.",
+             f"{platform.machine()} with {results.get('cpus', '?')} CPU cores, "
+             f"Keras backend {results.get('backend', '?')}.",
              f"- Command: `{results.get('command', 'nbgan evaluate')}`."]
     if results.get("load_average"):
         lines.append("- 1-minute load average at the start and end of this invocation: "
                      + " and ".join(fmt(x, 2) for x in results["load_average"]) + " (above the core count the "
                      "cores were shared, and a wall-clock budget bought fewer steps).")
-    lines += ["", "| model | scale | architecture | steps | seconds | load average at its end |",
-              "|---|---|---|---|---|---|"]
+    loads = any("load_average" in t for t in results["training"].values())
+    lines += ["", "| model | scale | architecture | steps | seconds |" + (" load at its end |" if loads else ""),
+              "|---|---|---|---|---|" + ("---|" if loads else "")]
     for name, t in results["training"].items():
-        lines.append(f"| {name} | {t['scale']} | {t['architecture']} | {t['steps']} | {t['seconds']:.0f} "
-                     f"| {fmt(t.get('load_average'), 2)} |")
+        lines.append(f"| {name} | {t['scale']} | {t['architecture']} | {t['steps']} | {t['seconds']:.0f} |"
+                     + (f" {fmt(t.get('load_average'), 2)} |" if loads else ""))
     if "pm" in results["split"]:
         pm = results["split"]["pm"]
-        lines += ["", f"PM simulation: {pm['per_cube_s']:.2f} s per box (first call, with compilation: "
-                  f"{pm['first_s']:.1f} s)."]
+        lines += ["", f"PM simulation: {pm['per_cube_s']:.2f} s per box (the first call in the process, which "
+                  f"compiles where nothing was compiled before: {pm['first_s']:.1f} s)."]
     return lines
 
 

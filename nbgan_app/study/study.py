@@ -76,7 +76,8 @@ def evaluation_set(config: Config, study: StudyConfig, progress: bool) -> tuple[
     cache = config.resolve(sim.cache)
     evaluation, _ = load_cubes(list_cube_files(simulate_suite(sim, cache, progress=progress)), box_size)
     seeds = (sim.seed, sim.seed + sim.boxes - 1)
-    split.update(eval=f"{sim.boxes} fresh PM boxes, seeds {seeds[0]}..{seeds[1]} ({cache})", n_eval=len(evaluation),
+    split.update(eval=f"{sim.boxes} fresh PM boxes, seeds {seeds[0]}..{seeds[1]} ({sim.cache})",
+                 n_eval=len(evaluation),
                  train_seeds=(config.data.simulation.seed, sim.seed - 1), pm=time_simulation(sim))
     return evaluation, split
 
@@ -168,6 +169,7 @@ def run_study(config: Config, study: StudyConfig, out: Path, progress: bool = Tr
 
     return {"config": config.source, "study": dataclasses.asdict(study), "split": split,
             "training": training, "rows": rows, "sizes": list(config.pyramid.sizes),
+            "patch": config.pyramid.patch,
             "chain_m1": budgets.m1_name(config.m1.architecture), "backend": backend_name(),
             "cpus": os.cpu_count(), "wall_seconds": time.time() - started,
             "load_average": [load_start, os.getloadavg()[0]]}
