@@ -26,7 +26,9 @@ def load_run(path: str | Path) -> RunInfo:
     saved = rundir.read_json(path / rundir.CONFIG)
     if not saved or "config" not in saved or "scale" not in saved.get("run", {}):
         raise InputError(f"{path} is not a run directory (no readable {rundir.CONFIG})")
-    config = parse_config(saved["config"], root=path)
+    # relative data paths resolve against the project root the run was trained from
+    root = saved["run"].get("root") or path
+    config = parse_config(saved["config"], root=root, source=saved["run"].get("config_path", ""))
     return RunInfo(path, str(saved["run"]["scale"]), config)
 
 
