@@ -178,12 +178,13 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
     locked run, or running out of memory at start-up.
     """
     from nbgan_app.dataset import load_dataset, split_dataset
-    from nbgan_app.distribute import data_parallel
+    from nbgan_app.distribute import check_distribute, data_parallel
     from nbgan_app.evaluation import Evaluator
     from nbgan_app.progress import StepReporter
     from nbgan_app.run_setup import prepare_run_dir
 
     total = steps or config.train.steps
+    check_distribute(distribute, config.train.batch_size)  # before the run directory is made
     run_dir = prepare_run_dir(config, scale, run_dir, backend_name())
     with rundir.run_lock(run_dir), data_parallel(distribute):
         counts, box_size = load_dataset(config, progress=progress is not False)

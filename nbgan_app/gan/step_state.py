@@ -9,6 +9,8 @@ and the optimizers and metrics update them in place).
 
 from __future__ import annotations
 
+from nbgan_app.distribute import replica_gradients
+
 
 class OptimizerPair:
     """What Keras's trainers see as `model.optimizer`: the critic's and generator's optimizers together.
@@ -64,8 +66,8 @@ class StepState:
                                                           self.read(variables))
             self.write(variables, new_vars)
             self.write(optimizer.variables, new_opt)
-        else:
-            optimizer.apply(grads, variables)
+        else:  # under tf.distribute the optimizer sums the replicas' gradients
+            optimizer.apply(replica_gradients(grads), variables)
             self.write(variables, [v.value for v in variables])
 
     def update_metric(self, metric, value):

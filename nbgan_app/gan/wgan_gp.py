@@ -28,6 +28,14 @@ of Keras's JAX state), and `save_own_variables` writes it into weights files
 (key "seed_state"), so a run resumed from `save_weights`/`load_weights` draws
 the same numbers as an uninterrupted one.
 
+Data parallel (`nbgan_app.distribute`): under JAX's DataParallel the step stays
+global (the batch arrives sharded and XLA partitions the maths). Under
+`tf.distribute.MirroredStrategy` it runs once per replica on its B/R rows:
+the random numbers are that replica's rows of one draw for the global batch,
+and the gradients are scaled by 1/R before the optimizers' SUM all-reduce, so
+both equal single-device training on the global batch up to reduction order.
+The losses returned are per-replica means, which Keras averages over replicas.
+
 Mixed precision: the networks follow the global `keras.mixed_precision`
 policy; their outputs (generator output, critic score) are float32 layers and
 the losses and penalty are computed in float32. No loss scaling is done, which
@@ -43,6 +51,7 @@ import keras
 from keras import ops
 
 from nbgan_app import windows
+from nbgan_app.distribute import replica_position, replica_rows
 from nbgan_app.gan.gradients import input_gradient, value_and_grad
 from nbgan_app.gan.step_state import OptimizerPair, StepState
 
@@ -201,13 +210,21 @@ class WGANGP(keras.Model):
     def _draw_noise(self, state, reals):
         """All random numbers of the step, drawn from the threaded seed state."""
         sg_state = self.seed_generator.state
+        _, replicas = replica_position()
         with keras.StatelessScope(state_mapping=[(sg_state, state.values[id(sg_state)])]) as scope:
+            # drawn for the global batch; a tf.distribute replica keeps its rows (single-device numbers)
             shape = self._latent_shape(reals[0])
+            shape = (shape[0] * replicas,) + shape[1:]
             weight_shape = (shape[0],) + (1,) * (len(reals[0].shape) - 1)
+
+            def normal():
+                return replica_rows(keras.random.normal(shape, seed=self.seed_generator))
+
             noise = {
-                "critic_latent": [keras.random.normal(shape, seed=self.seed_generator) for _ in reals],
-                "weights": [keras.random.uniform(weight_shape, seed=self.seed_generator) for _ in reals],
-                "generator_latent": keras.random.normal(shape, seed=self.seed_generator),
+                "critic_latent": [normal() for _ in reals],
+                "weights": [replica_rows(keras.random.uniform(weight_shape, seed=self.seed_generator))
+                            for _ in reals],
+                "generator_latent": normal(),
             }
             state.values[id(sg_state)] = scope.get_current_value(sg_state)
         return noise
