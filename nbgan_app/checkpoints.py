@@ -60,7 +60,7 @@ def save_checkpoint(run_dir: Path, gan, step: int, backend: str) -> Path:
     tmp = root / f".step-{step:08d}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    values = {f"v{i:05d}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(training_variables(gan))}
+    values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(training_variables(gan))}
     np.savez(tmp / "state.npz", **values)
     gan.generator.save(tmp / "generator.keras")
     (tmp / "meta.json").write_text(json.dumps({"step": step, "time": time.time(), "backend": backend}))

@@ -129,13 +129,7 @@ def _train_cli(backend, tiny_toml, run):
                           capture_output=True, text=True, timeout=300)
 
 
-CHECKPOINT_BUG = ("nbgan_app.checkpoints.save_checkpoint calls convert_to_numpy(v.value), which fails on the 0-d "
-                  "MirroredVariables of the optimizers (iteration, learning_rate); convert_to_numpy(v) works on "
-                  "every backend. Remove this mark when checkpoints.py has that change.")
-
-
-@pytest.mark.parametrize("backend", [
-    pytest.param("tensorflow", marks=pytest.mark.xfail(strict=True, reason=CHECKPOINT_BUG)), "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_train_cli_distribute_end_to_end(backend, tiny_toml, tmp_path):
     from nbgan_app import checkpoints, rundir
 
