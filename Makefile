@@ -24,9 +24,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nbgan demo
 
-# Everything runs on TensorFlow (the default backend); tests marked `backends`
-# (models, train steps, data pipeline) run again on JAX and PyTorch.
+# The quick benchmarks print their figures first (never asserted); then everything
+# runs on TensorFlow (the default backend), and tests marked `backends` (models,
+# train steps, training loop) run again on JAX and PyTorch.
 test: $(STAMP) tools
+	$(BIN)/nbgan bench --quick
 	$(BIN)/python -m pytest -q tests
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backends tests
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m backends tests
