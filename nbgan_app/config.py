@@ -279,6 +279,17 @@ def parse_config(table: dict, root: str | Path = ".", source: str | Path = "") -
     return validate(dataclasses.replace(config, root=str(root), source=str(source)))
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """The table of a TOML file; InputError naming the file when it is missing or not TOML."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such {what}: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path) -> Config:
     """Load and validate a TOML config; relative data paths resolve against the project root.
 
@@ -286,12 +297,7 @@ def load_config(path: str | Path) -> Config:
     in a `configs/` directory, else the file's own directory.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such config file: {path}")
-    try:
-        table = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid TOML: {exc}") from None
+    table = read_toml(path)
     root = path.resolve().parent
     if root.name == "configs":
         root = root.parent

@@ -25,6 +25,16 @@ def tiny_config(tmp_path_factory):
     return dataclasses.replace(config, data=dataclasses.replace(config.data, simulation=sim))
 
 
+@pytest.fixture
+def tiny_toml(tiny_config, tiny_cubes, tmp_path):
+    """configs/tiny.toml pointing at the session's simulated cubes."""
+    text = (ROOT / "configs" / "tiny.toml").read_text()
+    text = text.replace('cache = "data/tiny-sim"', f'cache = "{tiny_config.data.simulation.cache}"')
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_cubes(tiny_config):
     """The tiny config's count cubes, (N, 16, 16, 16) float32, made by a real PM simulation."""

@@ -111,14 +111,6 @@ _SPLIT = f"from nbgan_app.distribute import split_tensorflow_cpu; split_tensorfl
 _CLI = "import sys; from nbgan_app.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-@pytest.fixture
-def tiny_toml(tiny_config, tiny_cubes, tmp_path):
-    """configs/tiny.toml pointing at the session's simulated cubes."""
-    text = (ROOT / "configs" / "tiny.toml").read_text()
-    text = text.replace('cache = "data/tiny-sim"', f'cache = "{tiny_config.data.simulation.cache}"')
-    path = tmp_path / "tiny.toml"
-    path.write_text(text)
-    return path
 
 
 def _train_cli(backend, tiny_toml, run):

@@ -14,14 +14,6 @@ from nbgan_app import checkpoints, rundir
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def tiny_toml(tiny_config, tiny_cubes, tmp_path):
-    """configs/tiny.toml pointing at the session's simulated cubes."""
-    text = (ROOT / "configs" / "tiny.toml").read_text()
-    text = text.replace('cache = "data/tiny-sim"', f'cache = "{tiny_config.data.simulation.cache}"')
-    path = tmp_path / "tiny.toml"
-    path.write_text(text)
-    return path
 
 
 def _train(args, **kwargs):

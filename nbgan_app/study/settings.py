@@ -13,11 +13,10 @@ chain and Mu are compared on the same compute budget.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgan_app.config import ARCHITECTURES, _build
+from nbgan_app.config import ARCHITECTURES, _build, read_toml
 from nbgan_app.errors import InputError
 
 
@@ -66,11 +65,4 @@ def load_study(path: str | Path | None) -> StudyConfig:
     """The `[study]` settings of `path`, or the defaults when `path` is None."""
     if path is None:
         return validate_study(StudyConfig())
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such study settings file: {path}")
-    try:
-        table = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid TOML: {exc}") from None
-    return validate_study(_build(StudyFile, table).study)
+    return validate_study(_build(StudyFile, read_toml(path, "study settings file")).study)
