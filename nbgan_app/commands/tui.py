@@ -1,9 +1,13 @@
-"""`nbgan tui`: the terminal dashboard (the same as `nbgan-tui`).
+"""`nbgan tui`: the terminal dashboard (the same program as `nbgan-tui`).
 
-Textual is imported inside `run`, so nbgan_app itself never imports it.
+The library never imports the dashboard: this command replaces the process with
+`python -m tui.app`, so `nbgan tui` and `nbgan-tui` are one program.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +21,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tui.app import create_app
-
-    create_app(args.runs, args.configs).run()
-    return 0
+    argv = [sys.executable, "-m", "tui.app", "--runs", str(args.runs)]
+    if args.configs:
+        argv += ["--configs", str(args.configs)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return 0  # not reached
