@@ -75,21 +75,33 @@ def read_box_size(path: Path) -> float | None:
     return None if value is None else float(value)
 
 
+def _dataset(f: h5py.File, path: Path) -> tuple[h5py.Dataset, bool]:
+    """The checked `data` dataset of an open file, and whether it holds a batch."""
+    if DATA_KEY not in f:
+        raise InputError(f"{path} has no dataset '{DATA_KEY}'")
+    data = f[DATA_KEY]
+    if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "fiu":
+        raise InputError(f"{path}:{DATA_KEY} is not a numeric dataset")
+    # (G,G,G) is one 3-D cube; (N,G,G,G) and non-cubic (N,G,G) are batches.
+    batched = data.ndim == 4 or (data.ndim == 3 and len(set(data.shape)) != 1)
+    _check_shape(data.shape, f"{path}:{DATA_KEY}", batched)
+    if not bool(f.attrs.get("complete", True)):
+        raise InputError(f"{path} is marked incomplete (an interrupted write; rerun with --resume)")
+    return data, batched
+
+
+def cube_layout(path: Path) -> tuple[int, tuple[int, ...]]:
+    """(number of cubes, shape of one cube) of a file, from its metadata alone."""
+    with _open(path) as f:
+        data, batched = _dataset(f, path)
+        return (data.shape[0], data.shape[1:]) if batched else (1, data.shape)
+
+
 def iter_cubes(path: Path) -> Iterator[np.ndarray]:
     """Yield the cubes of one file as float32 arrays, one at a time (bounded memory)."""
     with _open(path) as f:
-        if DATA_KEY not in f:
-            raise InputError(f"{path} has no dataset '{DATA_KEY}'")
-        data = f[DATA_KEY]
-        if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "fiu":
-            raise InputError(f"{path}:{DATA_KEY} is not a numeric dataset")
-        # (G,G,G) is one 3-D cube; (N,G,G,G) and non-cubic (N,G,G) are batches.
-        batched = data.ndim == 4 or (data.ndim == 3 and len(set(data.shape)) != 1)
-        _check_shape(data.shape, f"{path}:{DATA_KEY}", batched)
-        if not bool(f.attrs.get("complete", True)):
-            raise InputError(f"{path} is marked incomplete (an interrupted write; rerun with --resume)")
-        items = range(data.shape[0]) if batched else [None]
-        for i in items:
+        data, batched = _dataset(f, path)
+        for i in range(data.shape[0]) if batched else [None]:
             cube = np.asarray(data[i] if i is not None else data[()], dtype=np.float32)
             check_counts(cube, f"{path}:{DATA_KEY}")
             yield cube
@@ -111,21 +123,26 @@ def load_cubes(
         counts of shape (N, G, G, G), and the box size (None if unknown).
     """
     files = list_cube_files(paths)
-    cubes: list[np.ndarray] = []
+    layouts = [cube_layout(path) for path in files]
+    for path, (_, shape) in zip(files, layouts):
+        if shape != layouts[0][1]:
+            raise InputError(f"{path} has cube shape {shape}; {files[0]} has {layouts[0][1]}")
+    # filled in place: the paper's 30 cubes of 256^3 take 2 GB once, not twice
+    counts = np.empty((sum(n for n, _ in layouts),) + tuple(layouts[0][1]), np.float32)
     sizes: set[float] = set()
+    filled = 0
     for path in files:
         file_box = read_box_size(path)
         if file_box is not None:
             sizes.add(file_box)
         for cube in iter_cubes(path):
-            if cubes and cube.shape != cubes[0].shape:
-                raise InputError(f"{path} has cube shape {cube.shape}; {files[0]} has {cubes[0].shape}")
-            cubes.append(cube)
+            counts[filled] = cube
+            filled += 1
     if box_size is None and len(sizes) > 1:
         raise InputError(f"the cube files disagree on box_size: {sorted(sizes)} Mpc/h")
     if box_size is None and sizes:
         box_size = sizes.pop()
-    return np.stack(cubes), box_size
+    return counts, box_size
 
 
 def write_cube(

@@ -88,9 +88,21 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tiny_cubes, 
     training.train(tiny_config, "3", run, steps=2, progress=False)
     good = _variables(run)
     real = training.scale_levels
-    monkeypatch.setattr(training, "scale_levels", lambda *a: real(*a) * np.nan)
+    monkeypatch.setattr(training, "scale_levels", lambda *a, **k: real(*a, **k) * np.nan)
     with pytest.raises(InputError, match="non-finite"):
         training.train(tiny_config, "3", run, steps=4, progress=False)
     assert rundir.read_state(run)["state"] == "failed"
     after = _variables(run)
     assert after[0] == 2 and all(np.array_equal(a, b) for a, b in zip(good[1], after[1]))
+
+
+def test_finest_level_is_transformed_in_place_only_when_asked(tiny_config):
+    from nbgan_app.training import scale_levels
+    from nbgan_app.transforms import forward
+
+    counts = np.full((2, 16, 16, 16), 3.0, np.float32)
+    copy = scale_levels(tiny_config, "1", counts)
+    assert copy is not counts and counts.max() == 3.0
+    same = scale_levels(tiny_config, "1", counts, inplace=True)
+    assert same is counts and np.allclose(same, forward(3.0, tiny_config.transform))
+    assert scale_levels(tiny_config, "3", copy).shape == (2, 4, 4, 4)
