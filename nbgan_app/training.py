@@ -15,9 +15,7 @@ intervals line up across a resume.
 from __future__ import annotations
 
 import math
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """`nbgan train` as a process: SIGKILL and resume, SIGTERM stops after a checkpoint, exit codes."""
 
-import os
 import signal
 import subprocess
 import sys

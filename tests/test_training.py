@@ -1,12 +1,6 @@
 """The training loop: run directory, exact resume, guards. Runs on every backend."""
 
-import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np

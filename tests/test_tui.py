@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -90,7 +89,7 @@ def test_corrupt_and_vanishing_runs_show_error_rows(tmp_path):
     torn = make_run(tmp_path, "torn")
     with open(torn / rundir.METRICS, "a") as f:
         f.write('{"step": 99, "critic_lo')  # a writer killed mid-line
-    dead = make_run(tmp_path, "dead", state="running", pid=2**22 + 12345)
+    make_run(tmp_path, "dead", state="running", pid=2**22 + 12345)
 
     async def go():
         app = app_for(tmp_path)
