@@ -101,17 +101,29 @@ def build_compiled_gan(config: Config, scale: str):
 
 
 class _StopRequest:
-    """Set by SIGTERM/SIGINT; the monitor stops training at the next step boundary."""
+    """While active, SIGTERM/SIGINT set a flag; the monitor stops at the next step boundary.
+
+    A context manager: the previous handlers come back afterwards, so Ctrl-C
+    interrupts whatever the process does after training as usual.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.requested = False
+        self.previous = {}
 
-    def install(self):
-        def handler(signum, frame):
-            self.requested = True
+    def _handler(self, signum, frame):
+        self.requested = True
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+    def __enter__(self):
+        self.previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        return False
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -201,14 +213,13 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             return rundir.read_state(run_dir)
         rundir.write_state(run_dir, "running", start)
         stop = _StopRequest()
-        stop.install()
         reporter = StepReporter(total, start, enabled=progress)
         evaluator = Evaluator(config, scale, held_out, box_size, run_dir)
         monitor = make_monitor(config, scale, run_dir, evaluator, start, total, stop, reporter.update)
         batches = make_batches(config, scale, scale_levels(config, scale, train_counts, inplace=True),
                                start, total - start)
         try:
-            with reporter:
+            with reporter, stop:
                 gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
         except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix
             if monitor.step == start and _is_out_of_memory(exc):
