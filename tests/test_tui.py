@@ -326,3 +326,30 @@ def test_chained_sampling_scores_with_the_floor_through_nbgan_compare(tmp_path, 
             assert "the 4 held-out cubes" in str(screen.query_one("#message").render())
 
     asyncio.run(go())
+
+
+def test_stat_plot_survives_degenerate_statistics():
+    """All-zero generated cubes give NaN/zero spectra: the plot shows what it can, never raises."""
+    from textual.app import App
+
+    from tui.widgets.stat_plot import StatPlot
+
+    real = {"k": [0.1, 0.2, 0.4], "mean": [100.0, 50.0, 10.0], "std": [1.0, 1.0, 1.0]}
+    fake = {"k": [0.1, 0.2, 0.4], "mean": [float("nan"), 0.0, 0.0], "std": [0.0, 0.0, 0.0]}
+
+    class One(App):
+        def compose(self):
+            yield StatPlot("psd", id="p")
+
+    async def go():
+        app = One()
+        async with app.run_test(size=(80, 24)) as pilot:
+            plot = app.query_one("#p", StatPlot)
+            plot.show(real, fake)
+            await pilot.pause(0.2)
+            assert "cannot draw" not in str(plot.render())
+            plot.show(fake, fake)  # nothing drawable at all
+            await pilot.pause(0.2)
+            plot.render()
+
+    asyncio.run(go())
