@@ -24,6 +24,7 @@ from nbgan_app.errors import InputError
 
 SCALES = ("3", "2", "1", "uni")
 ARCHITECTURES = ("dcgan", "inception", "inception_residual")
+MODEL_KEYS = {"3": "m3", "2": "m2", "1": "m1", "uni": "mu"}  # scale -> config section
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Config:
 
     def model(self, scale: str) -> ModelConfig:
         """The architecture of scale "3", "2", "1" or "uni"."""
-        return {"3": self.m3, "2": self.m2, "1": self.m1, "uni": self.mu}[check_scale(scale)]
+        return getattr(self, MODEL_KEYS[check_scale(scale)])
 
     def level_size(self, scale: str) -> int:
         """Side of the cube that scale's model produces (whole for M3, patch by patch otherwise)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nbgan_app import checkpoints, rundir
-from nbgan_app.config import Config
+from nbgan_app.config import MODEL_KEYS, Config
 from nbgan_app.errors import InputError
 
 
@@ -148,7 +148,6 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
             super().__init__()
             self.step = start_step
             self.failure: str | None = None
-            self.started = time.time()
 
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
@@ -224,7 +223,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
         except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix
             if monitor.step == start and _is_out_of_memory(exc):
                 message = (f"out of memory at start-up: lower train.batch_size (now {config.train.batch_size}) "
-                           f"or the {scale_key(scale)} filters")
+                           f"or the {MODEL_KEYS[scale]} filters")
                 rundir.write_state(run_dir, "failed", start, message)
                 raise InputError(message) from None
             rundir.write_state(run_dir, "failed", monitor.step, f"{type(exc).__name__}: {exc}")
@@ -238,6 +237,3 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
         rundir.write_state(run_dir, state, monitor.step)
         return rundir.read_state(run_dir)
 
-
-def scale_key(scale: str) -> str:
-    return {"3": "m3", "2": "m2", "1": "m1", "uni": "mu"}[scale]

@@ -20,7 +20,6 @@ which is how the pyramid defines the coarser level.
 
 from __future__ import annotations
 
-import math
 
 import keras
 import numpy as np
@@ -121,7 +120,3 @@ class TrainingBatches(keras.utils.PyDataset):
         coarse = block_mean(items[..., 0], self.factor, self.ndim)[..., None]
         return items, coarse
 
-
-def windows_per_cube(size: int, patch: int, ndim: int = 3) -> int:
-    """Distinct target positions per cube and shift (for reporting data coverage)."""
-    return math.prod([size // patch] * ndim)
