@@ -145,6 +145,18 @@ def load_cubes(
     return counts, box_size
 
 
+def common_box_size(flag: float | None, real_box: float | None, fake_box: float | None) -> float:
+    """The one box size of two sets of cubes, real and fake: the flag, else the files', which must agree."""
+    if flag is not None:
+        return flag
+    if real_box is not None and fake_box is not None and real_box != fake_box:
+        raise InputError(f"box sizes differ: real cubes {real_box:g} Mpc/h, fake cubes {fake_box:g} Mpc/h")
+    if real_box is None and fake_box is None:
+        raise InputError("box size unknown: the real and fake files carry no box_size attribute; "
+                         "pass --box-size L (Mpc/h)")
+    return real_box if real_box is not None else fake_box
+
+
 def write_cube(
     path: str | os.PathLike,
     counts: np.ndarray,

@@ -10,21 +10,26 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nbgan_app import rundir
+from nbgan_app.cubes import write_cube
 from tui_fixtures import add_samples, make_run, metric, sleeper
 
 textual = pytest.importorskip("textual")
 
 from tui import processes  # noqa: E402
 from tui.app import create_app  # noqa: E402
+from tui.chain_sampling import ChainSampling  # noqa: E402
+from tui.screens.quit import QuitScreen  # noqa: E402
 from tui.widgets.heat_map import HeatMap  # noqa: E402
 from tui.widgets.metrics_plot import MetricsPlot  # noqa: E402
-from tui.widgets.quit_screen import QuitScreen  # noqa: E402
+from tui.widgets.panes import PANES, RunPane, RunUpdate  # noqa: E402
 from tui.widgets.run_list import RunList  # noqa: E402
 from tui.widgets.slider import Slider  # noqa: E402
 from tui.widgets.stat_plot import StatPlot  # noqa: E402
+from tui.widgets.training_view import TrainingView  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (80, 24)
@@ -154,6 +159,113 @@ def test_statistics_and_slice_views_show_the_latest_samples(tmp_path):
     asyncio.run(go())
 
 
+def test_every_tab_is_a_run_pane_drawn_from_the_selected_run_when_shown(tmp_path, monkeypatch):
+    runs = {name: make_run(tmp_path, name) for name in ("a", "b")}
+    drawn: list[tuple[str, RunUpdate]] = []
+    for pane_class in PANES:
+        def spy(self, run, draw=pane_class.refresh_from):
+            drawn.append((self.id, run))
+            draw(self, run)
+        monkeypatch.setattr(pane_class, "refresh_from", spy)
+
+    def draws(pane: str, name: str) -> int:
+        return sum(1 for pid, run in drawn if pid == pane and run.summary.name == name)
+
+    async def go():
+        app = app_for(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            view = app.screen.query_one(TrainingView)
+            assert [pane.id for pane in view.panes] == ["losses", "statistics", "slices"]
+            assert all(isinstance(pane, RunPane) for pane in view.panes)
+            assert await wait_for(pilot, lambda: draws("losses", "a") == 1)
+            assert {pid for pid, _ in drawn} == {"losses"}  # hidden tabs wait until shown
+            await pilot.press("2")
+            assert await wait_for(pilot, lambda: draws("statistics", "a") == 1)
+            assert "no statistics yet" in str(app.screen.query_one("#stats-message").render())
+            await pilot.press("3")
+            assert await wait_for(pilot, lambda: draws("slices", "a") == 1)
+            await pilot.pause(0.5)  # several refreshes, nothing changed on disk: no redraw
+            assert draws("slices", "a") == 1
+            await pilot.press("down")  # the shown tab follows the selected run
+            assert await wait_for(pilot, lambda: draws("slices", "b") == 1)
+            await pilot.press("1")
+            rundir.append_metrics(runs["b"], metric(5))
+            assert await wait_for(pilot, lambda: app.screen.query_one(MetricsPlot).steps == [0, 1, 2, 3, 4, 5])
+
+    asyncio.run(go())
+    assert all(run.path == runs[run.summary.name] and len(run.records) >= 5 for _, run in drawn)
+
+
+FAKE_NBGAN = """
+import os, sys
+import numpy as np
+from nbgan_app.cubes import write_cube
+args = sys.argv[1:]
+print("argv", *args, flush=True)
+if args[0] == "sample" and not os.environ.get("FAKE_SAMPLE_FAILS"):
+    print("wave 1/2 level 2", "wave 2/2 level 1", sep="\\n", flush=True)
+    cubes = np.random.default_rng(1).poisson(3.0, (2, 16, 16, 16))
+    write_cube(args[args.index("--out") + 1], cubes, 64.0, complete=True)
+    sys.exit(0)
+print("boom [red]", flush=True)
+sys.exit(3)
+"""
+
+
+def chain_job(tmp_path: Path, monkeypatch, n_real: int, held_out: int) -> ChainSampling:
+    """A ChainSampling through a stand-in `nbgan` (fast, no models), M1's config naming `n_real` cubes."""
+    script = tmp_path / "fake_nbgan.py"
+    script.write_text(FAKE_NBGAN)
+    monkeypatch.setattr(processes, "nbgan_command", lambda: [sys.executable, str(script)])
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n_real):
+        write_cube(data / f"cube_{i}.h5", rng.poisson(3.0, (16, 16, 16)), 64.0)
+    m1 = make_run(tmp_path / "runs", "m1", scale="1", data_dir=str(data))
+    config = rundir.read_json(m1 / rundir.CONFIG)
+    config["config"]["data"]["held_out"] = held_out
+    rundir.write_json_atomic(m1 / rundir.CONFIG, config)
+    return ChainSampling([m1, m1, m1], 2, None, "wavefront", tmp_path / "out" / "chain.h5")
+
+
+def run_to_end(job: ChainSampling, timeout: float = 60.0) -> ChainSampling:
+    deadline = time.monotonic() + timeout
+    while not job.done and time.monotonic() < deadline:
+        job.poll()
+        time.sleep(0.1)
+    assert job.done, job.message
+    return job
+
+
+def test_chain_sampling_scores_in_process_when_too_few_real_cubes_for_a_floor(tmp_path, monkeypatch):
+    job = run_to_end(chain_job(tmp_path, monkeypatch, n_real=2, held_out=1))
+    assert not job.failed and job.compare is None, job.message
+    assert job.progress() == (2, 2, 1)
+    assert job.stats["real"]["n_cubes"] == 2 and job.stats["fake"]["n_cubes"] == 2
+    assert "floor" not in job.stats["scores"]["psd"]
+    assert job.message.startswith(f"done: {job.sample.out}\n")
+    assert "all 2 cubes of the data" in job.message and "needs >= 4 real cubes" in job.message
+
+
+def test_chain_sampling_hands_enough_real_cubes_to_nbgan_compare_and_reports_its_failure(tmp_path, monkeypatch):
+    job = run_to_end(chain_job(tmp_path, monkeypatch, n_real=5, held_out=4))
+    assert job.failed and job.stats is None
+    assert job.message.startswith("nbgan compare failed (exit 3)\n")
+    words = job.compare.log.read_text().split()
+    real = words[words.index("--real") + 1: words.index("--fake")]
+    assert [Path(p).name for p in real] == [f"cube_{i}.h5" for i in range(1, 5)]  # the held-out ones
+    assert words[words.index("--box-size") + 1] == "64.0"
+
+
+def test_chain_sampling_reports_a_failed_sampler_with_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_SAMPLE_FAILS", "1")
+    job = run_to_end(chain_job(tmp_path, monkeypatch, n_real=2, held_out=1))
+    assert job.failed and job.stats is None and job.compare is None
+    assert job.message.startswith("sampling failed: exit code 3\n")
+    assert "boom [red]" in job.message
+
+
 def test_stop_sends_sigterm_and_resume_relaunches_train(tmp_path, monkeypatch):
     trainer = sleeper(tmp_path)
     make_run(tmp_path, "a-running", state="running", pid=trainer.pid)
@@ -274,7 +386,8 @@ async def sample_from_screen(app, pilot, m1: Path | None = None):
     if m1 is not None:
         screen.query_one("#m1").value = str(m1)
     await pilot.press("ctrl+s")
-    assert await wait_for(pilot, lambda: screen.result is not None, timeout=90), screen.job.log_tail(10)
+    assert await wait_for(pilot, lambda: screen.job is not None and screen.job.done, timeout=90), \
+        screen.job and screen.job.sample.log_tail(10)
     return screen
 
 
@@ -288,8 +401,8 @@ def test_chained_sampling_of_real_runs_shows_statistics_without_floor(tmp_path, 
         app = app_for(runs)
         async with app.run_test(size=(100, 40)) as pilot:
             screen = await sample_from_screen(app, pilot)
-            assert isinstance(screen.result, dict), screen.result
-            with h5py.File(screen.job.out, "r") as f:
+            assert isinstance(screen.job.stats, dict), screen.job.message
+            with h5py.File(screen.job.sample.out, "r") as f:
                 assert bool(f.attrs["complete"]) and f["data"].shape == (2, 16, 16, 16)
             assert len(screen.query_one("#stat-psd", StatPlot).frac) > 0
             assert screen.query_one("#wave").render().plain.strip() == "wave 10/10 level 1"
@@ -319,8 +432,8 @@ def test_chained_sampling_scores_with_the_floor_through_nbgan_compare(tmp_path, 
         app = app_for(runs)
         async with app.run_test(size=(100, 40)) as pilot:
             screen = await sample_from_screen(app, pilot, m1)
-            assert isinstance(screen.result, dict), screen.result
-            assert screen.compare is not None and screen.compare.out.exists()
+            assert isinstance(screen.job.stats, dict), screen.job.message
+            assert screen.job.compare is not None and screen.job.compare.out.exists()
             message = str(screen.query_one("#stats-message").render())
             assert "real n=4" in message and "(floor " in message
             assert "the 4 held-out cubes" in str(screen.query_one("#message").render())

@@ -9,9 +9,9 @@ from textual.app import App
 from textual.binding import Binding
 
 from tui import processes
-from tui.widgets.dashboard import DashboardScreen
-from tui.widgets.help_screen import HelpScreen
-from tui.widgets.quit_screen import QuitScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.help import HelpScreen
+from tui.screens.quit import QuitScreen
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -49,11 +49,6 @@ def reap() -> None:
     _children[:] = [p for p in _children if p.poll() is None]
 
 
-def running_children() -> list[subprocess.Popen]:
-    reap()
-    return list(_children)
-
-
 def train_args(config: str | Path, scale: str, run_dir: Path, steps: int | None) -> list[str]:
     args = ["train", "--config", str(config), "--scale", str(scale), "--run-dir", str(run_dir)]
     return args + (["--steps", str(int(steps))] if steps else [])
@@ -101,8 +96,8 @@ def stop_training(run_dir: Path) -> int:
 
 
 @dataclass
-class SampleJob:
-    """A running `nbgan sample` and where its output and progress go."""
+class ChildJob:
+    """A running `nbgan sample` or `nbgan compare`: its process, its output file and its log."""
 
     process: subprocess.Popen
     out: Path
@@ -130,15 +125,15 @@ class SampleJob:
 
 
 def start_sampling(chain: list[Path], n: int, size: int | None, order: str, out: Path,
-                   backend: str | None = None) -> SampleJob:
+                   backend: str | None = None) -> ChildJob:
     """`nbgan sample --chain RUN3,RUN2,RUN1 ...`; progress lines go to OUT's log file."""
     args = ["sample", "--chain", ",".join(str(p) for p in chain), "--n", str(int(n)), "--out", str(out),
             "--order", order] + (["--size", str(int(size))] if size else [])
     log = Path(out).with_suffix(".log")
-    return SampleJob(launch(args, log, backend), Path(out), log)
+    return ChildJob(launch(args, log, backend), Path(out), log)
 
 
-def start_compare(real: list[Path], fake: Path, out_json: Path, box_size: float | None = None) -> SampleJob:
+def start_compare(real: list[Path], fake: Path, out_json: Path, box_size: float | None = None) -> ChildJob:
     """`nbgan compare --real REAL... --fake FAKE --json OUT`: the scores with the real-vs-real floor.
 
     `box_size`: the data's box side in Mpc/h from the run's config; it wins over the files'
@@ -148,4 +143,4 @@ def start_compare(real: list[Path], fake: Path, out_json: Path, box_size: float 
     args = ["compare", "--real", *(str(p) for p in real), "--fake", str(fake), "--json", str(out_json)]
     if box_size is not None:
         args += ["--box-size", repr(float(box_size))]
-    return SampleJob(launch(args, log), Path(out_json), log)
+    return ChildJob(launch(args, log), Path(out_json), log)

@@ -128,8 +128,7 @@ def score_in_process(real_files: list[Path], fake_file: Path, box_size: float | 
     `stats.scores.compare` result without "floor", or {} when a set has under 2 cubes.
     Raises InputError on unreadable or mismatched files (the caller shows the message).
     """
-    from nbgan_app.commands.compare import common_box_size
-    from nbgan_app.cubes import load_cubes
+    from nbgan_app.cubes import common_box_size, load_cubes
     from nbgan_app.stats.scores import compare
     from nbgan_app.stats.summary import summary
 

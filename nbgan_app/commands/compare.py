@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbgan_app.commands.stats import positive_float, resolve_box_size
+from nbgan_app.commands.stats import positive_float
 from nbgan_app.errors import InputError
 
 
@@ -30,15 +30,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def common_box_size(flag: float | None, real_box: float | None, fake_box: float | None) -> float:
-    """The one box size of both sets: the flag, else the files', which must agree."""
-    if flag is not None:
-        return flag
-    if real_box is not None and fake_box is not None and real_box != fake_box:
-        raise InputError(f"box sizes differ: real cubes {real_box:g} Mpc/h, fake cubes {fake_box:g} Mpc/h")
-    return resolve_box_size(real_box if real_box is not None else fake_box, "the real and fake files")
-
-
 def print_table(result: dict) -> None:
     print(f"{result['n_fake']} fake against {result['n_real']} real cubes, box {result['box_size']:g} Mpc/h")
     print(f"{'statistic':<10} {'score':>9} {'floor':>17} {'log-L2':>9} {'floor':>9} {'|frac|':>7} {'floor':>7}")
@@ -61,7 +52,7 @@ def _num(value) -> str:
 
 
 def run(args) -> int:
-    from nbgan_app.cubes import load_cubes
+    from nbgan_app.cubes import common_box_size, load_cubes
     from nbgan_app.stats.report import check_output_free, write_json
     from nbgan_app.stats.scores import compare
 

@@ -1,1 +1,1 @@
-"""Dashboard widgets and screens, one per module, each with its own DEFAULT_CSS."""
+"""Dashboard widgets, one per module, each with its own DEFAULT_CSS; the screens that arrange them are in tui.screens."""

@@ -1,4 +1,4 @@
-"""The live view of one run: losses, statistics and slices in tabs, with the training rate."""
+"""The live view of one run: its tabs (losses, statistics, slices) under a status line with the training rate."""
 
 from __future__ import annotations
 
@@ -7,19 +7,16 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent
 
-from nbgan_app import rundir
-from tui.runs import RunSummary, RunWatcher, file_key, steps_per_second
-from tui.real_data import real_level_cube
-from tui.samples import LATEST, LATEST_STATS, read_latest_stats
-from tui.widgets.metrics_plot import MetricsPlot
-from tui.widgets.slice_viewer import SliceViewer
-from tui.widgets.stats_panel import StatsPanel
+from tui.runs import RunSummary, RunWatcher, steps_per_second
+from tui.widgets.panes import PANES, RunPane, RunUpdate
+
+_NEVER = object()  # a pane's key before its first draw: unequal to every key, None included
 
 
 class TrainingView(Vertical):
-    """Follows the selected run; `poll` redraws only what changed on disk."""
+    """Follows the selected run; `poll` redraws the shown tab only when what it draws from changed."""
 
     DEFAULT_CSS = """
     TrainingView { height: 1fr; }
@@ -31,33 +28,29 @@ class TrainingView(Vertical):
     def __init__(self, plot_every_s: float = 3.0, **kwargs):
         super().__init__(**kwargs)
         self.plot_every_s = plot_every_s  # a loss plot redraw costs ~50 ms: not on every refresh
-        self._drawn_at: dict[str, float] = {}  # view name -> monotonic time of its last redraw
+        self.panes: list[RunPane] = [pane() for pane in PANES]
+        self._drawn_at: dict[str, float] = {}  # pane id -> monotonic time of its last redraw
+        self._drawn: dict[str, object] = {}  # pane id -> the source key it was last drawn from
         self.run_dir: Path | None = None
         self.rate: float | None = None
-        self._drawn: tuple = ()
-        self._stats_key: tuple | None = ()
 
     def compose(self) -> ComposeResult:
         yield Static("select a run (up/down) or press n to start one", id="status")
         with TabbedContent(id="tabs"):
-            with TabPane("1 Losses", id="losses"):
-                yield MetricsPlot(id="metrics")
-            with TabPane("2 Statistics", id="statistics"):
-                yield StatsPanel(id="stats")
-            with TabPane("3 Slices", id="slices"):
-                yield SliceViewer(id="slices-view")
+            yield from self.panes
 
     def follow(self, run_dir: Path | None) -> None:
         if run_dir != self.run_dir:
-            self.run_dir, self._drawn, self._stats_key = run_dir, (), ()
+            self.run_dir = run_dir
+            self._drawn.clear()
             self._drawn_at.clear()
 
-    def due(self, view: str) -> bool:
-        """Whether `view` may redraw now (at most every plot_every_s), and if so, note that it does."""
+    def due(self, pane: str) -> bool:
+        """Whether `pane` may redraw now (at most every plot_every_s), and if so, note that it does."""
         now = time.monotonic()
-        if now - self._drawn_at.get(view, -float("inf")) < self.plot_every_s:
+        if now - self._drawn_at.get(pane, -float("inf")) < self.plot_every_s:
             return False
-        self._drawn_at[view] = now
+        self._drawn_at[pane] = now
         return True
 
     def poll(self, watcher: RunWatcher, summary: RunSummary | None) -> None:
@@ -65,27 +58,22 @@ class TrainingView(Vertical):
         if self.run_dir is None or summary is None:
             self.query_one("#status", Static).update("no run selected: press n to start one")
             return
-        records = watcher.tail(self.run_dir).records
-        self.rate = steps_per_second(records, window=50) if summary.state == "running" else None
+        run = RunUpdate(summary, watcher.tail(self.run_dir).records)
+        self.show_status(run)
+        shown = self.query_one("#tabs", TabbedContent).active
+        for pane in self.panes:
+            if pane.id != shown:
+                continue  # hidden tabs are drawn when shown, not while training writes
+            key = pane.source_key(run)
+            if key != self._drawn.get(pane.id, _NEVER) and self.due(pane.id):
+                self._drawn[pane.id] = key
+                pane.refresh_from(run)
+
+    def show_status(self, run: RunUpdate) -> None:
+        summary = run.summary
+        self.rate = steps_per_second(run.records, window=50) if summary.state == "running" else None
         rate = f"{self.rate:.3g} steps/s" if self.rate is not None else "- steps/s"
         status = f"[b]{summary.name}[/b]  M{summary.scale}  {summary.state}  step {summary.step}  {rate}"
         if summary.error:
             status += f"  [red]{summary.error}[/red]"
         self.query_one("#status", Static).update(status)
-        drawn = (self.run_dir, len(records), records[-1]["step"] if records else None)
-        shown = self.query_one("#tabs", TabbedContent).active == "losses"
-        if drawn != self._drawn and shown and self.due("losses"):
-            self._drawn = drawn
-            self.query_one(MetricsPlot).show(records, title=f"{summary.name} losses")
-        self._poll_samples()
-
-    def _poll_samples(self) -> None:
-        samples = self.run_dir / rundir.SAMPLES
-        tab = self.query_one("#tabs", TabbedContent).active
-        key = file_key(samples / LATEST_STATS)
-        if tab == "statistics" and key != self._stats_key and self.due("statistics"):  # hidden: not drawn
-            self._stats_key = key
-            self.query_one(StatsPanel).show(read_latest_stats(self.run_dir))
-        if tab == "slices" and self.due("slices"):
-            latest = samples / LATEST
-            self.query_one(SliceViewer).show(latest if latest.exists() else None, real_level_cube(self.run_dir))

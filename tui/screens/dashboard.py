@@ -11,9 +11,9 @@ from textual.widgets import DataTable, Footer, TabbedContent
 
 from tui import processes
 from tui.runs import RunWatcher
-from tui.widgets.new_run import NewRunScreen
+from tui.screens.new_run import NewRunScreen
+from tui.screens.sampling import SamplingScreen
 from tui.widgets.run_list import RunList
-from tui.widgets.sampling_screen import SamplingScreen
 from tui.widgets.training_view import TrainingView
 
 

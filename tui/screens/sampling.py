@@ -1,0 +1,123 @@
+"""Chained sampling: pick M3, M2, M1 runs, n, size and order; show the job's progress, then its statistics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select
+
+from tui.chain_sampling import ChainSampling
+from tui.runs import RunSummary
+from tui.widgets.stats_panel import StatsPanel
+
+
+class SamplingScreen(Screen):
+    """The form and the view of a ChainSampling job, which does the process work and the scoring."""
+
+    DEFAULT_CSS = """
+    SamplingScreen > Vertical { height: auto; padding: 0 1; }
+    SamplingScreen Grid { grid-size: 6; grid-columns: 4 1fr 4 1fr 4 1fr; grid-rows: 3; height: auto; }
+    SamplingScreen Label { padding: 1 0 0 0; }
+    SamplingScreen #controls { height: 3; }
+    SamplingScreen #controls Button { margin: 0 1 0 0; }
+    SamplingScreen #progress-row { height: 1; }
+    SamplingScreen #message { height: auto; max-height: 3; color: $text-muted; }
+    SamplingScreen StatsPanel { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+s", "start", "Start sampling"),
+                Binding("question_mark", "app.help", "Help")]
+
+    def __init__(self, runs: list[RunSummary], out_dir: Path):
+        super().__init__()
+        self.runs = runs
+        self.out_dir = out_dir
+        self.job: ChainSampling | None = None
+        self.timer = None
+
+    def compose(self) -> ComposeResult:
+        options = [(f"{r.name} (M{r.scale}, {r.state})", str(r.path)) for r in self.runs]
+        with Vertical():
+            with Grid():
+                for scale in ("3", "2", "1"):
+                    yield Label(f"M{scale}")
+                    match = next((str(r.path) for r in self.runs if r.scale == scale), Select.NULL)
+                    yield Select(options, value=match, prompt=f"run for M{scale}", id=f"m{scale}")
+                yield Label("n")
+                yield Input("2", id="n", type="integer")
+                yield Label("size")
+                yield Input(placeholder="default", id="size", type="integer")
+                yield Label("order")
+                yield Select([("wavefront", "wavefront"), ("raster", "raster")], value="wavefront",
+                             allow_blank=False, id="order")
+            with Horizontal(id="controls"):
+                yield Button("Start sampling", variant="primary", id="start")
+                yield Button("Back", id="back")
+            with Horizontal(id="progress-row"):
+                yield ProgressBar(id="progress", show_eta=False)
+                yield Label("", id="wave")
+            yield Label("pick three runs, then Start (ctrl+s)", id="message")
+        yield StatsPanel(id="sample-stats")
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_start() if event.button.id == "start" else self.action_back()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def say(self, text: str, failed: bool = False) -> None:
+        """Show `text` as plain text (log tails hold brackets); a failure's first line in red."""
+        first, newline, rest = text.partition("\n")
+        shown = f"[red]{escape(first)}[/red]" if failed else escape(first)
+        self.query_one("#message", Label).update(shown + newline + escape(rest))
+
+    def action_start(self) -> None:
+        if self.job and not self.job.done:
+            self.say("sampling is already running")
+            return
+        chain = [self.query_one(f"#m{s}", Select).value for s in ("3", "2", "1")]
+        if any(c is Select.NULL or c is None for c in chain):
+            self.say("pick a run for each of M3, M2 and M1", failed=True)
+            return
+        n, size = self.query_one("#n", Input).value.strip(), self.query_one("#size", Input).value.strip()
+        if not n.isdigit() or int(n) < 1 or (size and not size.isdigit()):
+            self.say(f"n must be a positive integer and size empty or an integer. Received: {n!r}, {size!r}",
+                     failed=True)
+            return
+        out = self.out_dir / f"chain-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+        try:
+            self.job = ChainSampling([Path(c) for c in chain], int(n), int(size) if size else None,
+                                     self.query_one("#order", Select).value, out)
+        except OSError as exc:
+            self.say(f"could not start nbgan sample: {exc}", failed=True)
+            return
+        self.say(self.job.message)
+        if self.timer:
+            self.timer.stop()
+        self.timer = self.set_interval(0.5, self.poll, name="sampling-poll")
+
+    def poll(self) -> None:
+        try:
+            self._poll()
+        except Exception as exc:  # never take the dashboard down; show what went wrong
+            self.say(f"sampling view error: {type(exc).__name__}: {exc}", failed=True)
+
+    def _poll(self) -> None:
+        if self.job is None:
+            return
+        progress = self.job.progress()
+        if progress:
+            wave, waves, level = progress
+            self.query_one(ProgressBar).update(total=waves, progress=wave)
+            self.query_one("#wave", Label).update(f" wave {wave}/{waves}" + (f" level {level}" if level else ""))
+        self.job.poll()
+        self.say(self.job.message, failed=self.job.failed)
+        if self.job.done:
+            self.timer.stop()
+            self.query_one(StatsPanel).show(self.job.stats if self.job.stats is not None else "no statistics")
