@@ -87,10 +87,9 @@ def run_demo(config: Config, console=None) -> dict:
     """Run every stage; returns the comparison result of the samples against the held-out cubes."""
     from rich.console import Console
 
-    from nbgan_app.commands.compare import print_table
     from nbgan_app.cubes import load_cubes
     from nbgan_app.outputs import ensure_writable_dir
-    from nbgan_app.stats.report import write_json
+    from nbgan_app.stats.report import score_table, write_json
     from nbgan_app.stats.scores import compare
 
     console = console or Console(stderr=True)
@@ -104,13 +103,13 @@ def run_demo(config: Config, console=None) -> dict:
     _stage(console, "scores against the held-out cubes")
     result = compare(held_out, fake, box_size, floor=True)
     write_json(out / "scores.json", result, overwrite=True)
-    print_table(result)
+    print(score_table(result))
     mock = _lognormal(train, len(fake), box_size)
     mock_result = None
     if mock is not None:
         mock_result = compare(held_out, mock, box_size, floor=False)
         print("lognormal mock (the cheap alternative):")
-        print_table(mock_result)
+        print(score_table(mock_result))
     _plot(result, out / "statistics.png", console)
     write_report(out / "report.md", config, result, mock_result, runs, time.time() - started)
     console.print(f"done in {time.time() - started:.0f} s: {out / 'report.md'}")
@@ -127,20 +126,9 @@ def _plot(result: dict, path: Path, console) -> None:
         console.print(f"no plot ({exc})")
 
 
-def _row(name: str, block: dict) -> str:
-    floor = block.get("floor", {})
-    f_score = floor.get("score", {}).get("mean")
-    f_frac = floor.get("median_abs_frac_diff", {}).get("mean")
-
-    def num(v):
-        return "-" if v is None else f"{v:.3g}"
-
-    return (f"| {name} | {num(block.get('score'))} | {num(f_score)} | {num(block.get('median_abs_frac_diff'))} "
-            f"| {num(f_frac)} |")
-
-
 def write_report(path: Path, config: Config, result: dict, mock: dict | None, runs: dict, seconds: float) -> None:
     from nbgan_app.outputs import atomic_file
+    from nbgan_app.stats.report import markdown_score_table
 
     lines = [
         "# nbgan demo report", "",
@@ -149,13 +137,10 @@ def write_report(path: Path, config: Config, result: dict, mock: dict | None, ru
         f"(runs: {', '.join(str(p.name) for p in runs.values())}); box {result['box_size']:g} Mpc/h.", "",
         "Scores: released 1/Frechet score (higher is better) and median |fractional difference| of the mean "
         "statistic; the floor is the same between random halves of the held-out cubes.", "",
-        "| statistic | score | floor score | median abs frac diff | floor |", "|---|---|---|---|---|",
+        *markdown_score_table(result),
     ]
-    lines += [_row(name, result[name]) for name in ("psd", "mass_hist", "peak_hist")]
     if mock is not None:
-        lines += ["", "Lognormal mock with the training cubes' power spectrum:", "",
-                  "| statistic | score | floor score | median abs frac diff | floor |", "|---|---|---|---|---|"]
-        lines += [_row(name, mock[name]) for name in ("psd", "mass_hist", "peak_hist")]
+        lines += ["", "Lognormal mock with the training cubes' power spectrum:", "", *markdown_score_table(mock)]
     lines += ["", "![statistics](statistics.png)", ""]
     with atomic_file(path, overwrite=True) as tmp:
         tmp.write_text("\n".join(lines))

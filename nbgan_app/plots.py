@@ -1,4 +1,4 @@
-"""Figures of the three statistics, real against fake (thesis figures 5.2-5.11 style).
+"""Figures of the statistics of `stats.registry`, real against fake (thesis figures 5.2-5.11 style).
 
 matplotlib is an optional extra (`pip install nbgan[plot]`): it is imported
 only when a figure is drawn, and a missing install is an InputError that says
@@ -14,12 +14,9 @@ import numpy as np
 
 from nbgan_app.errors import InputError
 from nbgan_app.outputs import atomic_file
+from nbgan_app.stats import registry
+from nbgan_app.stats.registry import StatisticSpec
 
-PANELS = (
-    ("psd", "k [h/Mpc]", "P(k) [(Mpc/h)^{d}]", True),
-    ("mass_hist", "log10(x + 1)", "voxels per cube", False),
-    ("peak_hist", "ln(p + e)", "peaks per cube", False),
-)
 REAL_COLOUR, FAKE_COLOUR = "tab:blue", "tab:orange"
 
 
@@ -36,23 +33,19 @@ def _array(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _axis(block: dict) -> np.ndarray:
-    if "k" in block:
-        return _array(block["k"])
-    edges = _array(block["edges"])
-    return (edges[:-1] + edges[1:]) / 2
-
-
-def _draw_panel(top, bottom, block: dict, xlabel: str, ylabel: str, log_x: bool) -> None:
-    x = _axis(block)
+def _draw_panel(top, bottom, block: dict, spec: StatisticSpec, ylabel: str) -> None:
+    x = spec.bin_x(_array(block[spec.axis]))
     floor_value = np.inf
     for label, colour in (("real", REAL_COLOUR), ("fake", FAKE_COLOUR)):
         mean, std = _array(block[label]["mean"]), _array(block[label]["std"])
-        mean[mean <= 0] = np.nan  # empty bins have no place on a log axis
-        floor_value = min(floor_value, np.nanmin(mean, initial=np.inf))
+        if spec.log_y:
+            mean[mean <= 0] = np.nan  # empty bins have no place on a log axis
+            floor_value = min(floor_value, np.nanmin(mean, initial=np.inf))
+        lower = np.clip(mean - std, floor_value / 3, None) if spec.log_y else mean - std
         top.plot(x, mean, color=colour, label=label)
-        top.fill_between(x, np.clip(mean - std, floor_value / 3, None), mean + std, color=colour, alpha=0.25, linewidth=0)
-    top.set_yscale("log")
+        top.fill_between(x, lower, mean + std, color=colour, alpha=0.25, linewidth=0)
+    if spec.log_y:
+        top.set_yscale("log")
     if np.isfinite(floor_value):
         top.set_ylim(bottom=floor_value / 3)
     top.set_ylabel(ylabel)
@@ -67,22 +60,22 @@ def _draw_panel(top, bottom, block: dict, xlabel: str, ylabel: str, log_x: bool)
     # Tails of the histograms can differ by orders of magnitude; keep the useful range readable.
     bottom.set_ylim(-1.05, float(np.clip(np.nanmax(np.abs(frac), initial=0.0) * 1.1, 0.2, 2.0)))
     bottom.set_ylabel("(fake - real) / real")
-    bottom.set_xlabel(xlabel)
-    if log_x:
+    bottom.set_xlabel(spec.x_label)
+    if spec.log_x:
         top.set_xscale("log")
         bottom.set_xscale("log")
 
 
 def compare_figure(result: dict):
-    """A matplotlib Figure of a `compare` result: three columns, statistic above, fractional difference below."""
+    """A matplotlib Figure of a `compare` result: one column per statistic, its means above, frac. difference below."""
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(15, 6), layout="constrained")
-    axes = figure.subplots(2, 3, sharex="col", gridspec_kw={"height_ratios": (3, 1)})
-    for column, (name, xlabel, ylabel, log_x) in enumerate(PANELS):
-        ylabel = ylabel.replace("{d}", str(result.get("ndim", 3)))
-        _draw_panel(axes[0, column], axes[1, column], result[name], xlabel, ylabel, log_x)
+    specs = registry.STATISTICS
+    figure = Figure(figsize=(5 * len(specs), 6), layout="constrained")
+    axes = figure.subplots(2, len(specs), sharex="col", gridspec_kw={"height_ratios": (3, 1)}, squeeze=False)
+    for column, spec in enumerate(specs):
+        _draw_panel(axes[0, column], axes[1, column], result[spec.name], spec, spec.y_label_for(result.get("ndim", 3)))
     figure.suptitle(f"{result['n_fake']} fake against {result['n_real']} real cubes, box {result['box_size']:g} Mpc/h")
     return figure
 

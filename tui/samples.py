@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from nbgan_app import rundir
+from nbgan_app.stats import registry
 
 LATEST = "latest.h5"
 LATEST_STATS = "latest_stats.json"
-STAT_NAMES = ("psd", "mass_hist", "peak_hist")
 
 
 def read_slice(source: Path | np.ndarray, index: int, axis: int = 0, item: int = 0) -> tuple[np.ndarray, int] | str:
@@ -60,13 +60,12 @@ def is_complete(path: Path) -> bool | None:
 
 
 def check_stats(stats) -> bool:
-    """Whether `stats` has the `stats --json` layout with the three statistics."""
+    """Whether `stats` has the `stats --json` layout with every statistic of the registry."""
     if not isinstance(stats, dict):
         return False
-    for name in STAT_NAMES:
-        entry = stats.get(name)
-        x_key = "k" if name == "psd" else "edges"
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), list) for k in (x_key, "mean")):
+    for spec in registry.STATISTICS:
+        entry = stats.get(spec.name)
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), list) for k in (spec.axis, "mean")):
             return False
     return True
 
@@ -80,14 +79,14 @@ def from_compare(result: dict) -> dict:
     """An `nbgan compare` JSON ({stat: {axis, "real", "fake", scores, "floor"}}) as {"real", "fake", "scores"}."""
     pair: dict = {"real": {"n_cubes": result.get("n_real")}, "fake": {"n_cubes": result.get("n_fake")},
                   "scores": result}
-    for name in STAT_NAMES:
-        block = result.get(name)
+    for spec in registry.STATISTICS:
+        block = result.get(spec.name)
         if not isinstance(block, dict):
             continue
-        axis = {k: block[k] for k in ("k", "edges") if k in block}
+        axis = {spec.axis: block[spec.axis]} if spec.axis in block else {}
         for side in ("real", "fake"):
             if isinstance(block.get(side), dict):
-                pair[side][name] = {**axis, **block[side]}
+                pair[side][spec.name] = {**axis, **block[side]}
     return pair
 
 
@@ -104,11 +103,13 @@ def read_stats_pair(path: Path) -> dict | str:
 
 
 def centres(stat: dict, name: str) -> np.ndarray:
-    """x values of a statistic: k for the power spectrum, bin centres for histograms."""
-    if name == "psd":
-        return np.asarray(stat["k"], dtype=float)
-    edges = np.asarray(stat["edges"], dtype=float)
-    return 0.5 * (edges[1:] + edges[:-1]) if len(edges) == len(stat["mean"]) + 1 else edges[: len(stat["mean"])]
+    """x values of statistic `name`: its "k" axis as it is, or the centres of its bin "edges"."""
+    spec = registry.get(name)
+    axis = np.asarray(stat[spec.axis], dtype=float)
+    n_bins = len(stat["mean"])
+    if spec.axis == "edges" and len(axis) != n_bins + 1:
+        return axis[:n_bins]  # not edges of these bins (a file being written): show what lines up
+    return spec.bin_x(axis)
 
 
 def fractional_difference(real: dict, fake: dict) -> np.ndarray:

@@ -30,30 +30,9 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def print_table(result: dict) -> None:
-    print(f"{result['n_fake']} fake against {result['n_real']} real cubes, box {result['box_size']:g} Mpc/h")
-    print(f"{'statistic':<10} {'score':>9} {'floor':>17} {'log-L2':>9} {'floor':>9} {'|frac|':>7} {'floor':>7}")
-    for name in ("psd", "mass_hist", "peak_hist"):
-        block, floor = result[name], result[name].get("floor", {})
-        f_score = floor.get("score", {})
-        cells = [
-            _num(block["score"]),
-            f"{_num(f_score.get('mean'))}±{_num(f_score.get('std'))}" if floor else "-",
-            _num(block["log_l2"]),
-            _num(floor.get("log_l2", {}).get("mean")),
-            _num(block["median_abs_frac_diff"]),
-            _num(floor.get("median_abs_frac_diff", {}).get("mean")),
-        ]
-        print(f"{name:<10} {cells[0]:>9} {cells[1]:>17} {cells[2]:>9} {cells[3]:>9} {cells[4]:>7} {cells[5]:>7}")
-
-
-def _num(value) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
 def run(args) -> int:
     from nbgan_app.cubes import common_box_size, load_cubes
-    from nbgan_app.stats.report import check_output_free, write_json
+    from nbgan_app.stats.report import check_output_free, score_table, write_json
     from nbgan_app.stats.scores import compare
 
     check_output_free(args.json, args.overwrite)
@@ -78,5 +57,5 @@ def run(args) -> int:
 
         save_compare_plot(result, args.plot, overwrite=args.overwrite)
     write_json(args.json, result, overwrite=args.overwrite)
-    print_table(result)
+    print(score_table(result))
     return 0

@@ -2,7 +2,8 @@
 
 All statistics work on counts (after the backward transform), take one field
 or a batch (batch axis first), 2-D or 3-D, and state their units and
-conventions in their module docstrings.
+conventions in their module docstrings. `registry` lists them once, with the
+names, titles, axes and labels that every result, figure and table uses.
 """
 
 from nbgan_app.stats.histograms import mass_histogram, peak_histogram

@@ -30,7 +30,6 @@ import functools
 from typing import NamedTuple
 
 import numpy as np
-import scipy.fft
 
 from nbgan_app.errors import InputError
 from nbgan_app.stats.batching import as_batch, unbatch
@@ -145,6 +144,8 @@ def power_spectrum(
         PowerSpectrum(k [h/Mpc], power [(Mpc/h)^d], n_modes); `power` has the
         batch axis first when a batch was given.
     """
+    import scipy.fft  # here, not at the top: the dashboard reads the registry and starts faster without scipy
+
     batch, single = as_batch(counts, ndim)
     if not box_size or box_size <= 0:
         raise InputError(f"Expected a positive box size in Mpc/h. Received: box_size={box_size}")

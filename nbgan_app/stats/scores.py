@@ -1,6 +1,7 @@
 """Scores of a fake set of cubes against a real set, with the real-vs-real floor.
 
-For each statistic (power spectrum, mass histogram, peak histogram):
+For each statistic of `registry.STATISTICS` (power spectrum, mass histogram,
+peak histogram):
 
 - `score`: the released score, 1 / Frechet distance. Real and fake
   per-cube statistics are divided by the maximum of the real mean, mapped
@@ -42,8 +43,9 @@ import warnings
 import numpy as np
 
 from nbgan_app.errors import InputError
+from nbgan_app.stats import registry
 from nbgan_app.stats.batching import as_batch
-from nbgan_app.stats.summary import STATISTICS, cube_statistics, describe, jsonable
+from nbgan_app.stats.summary import cube_statistics, describe, jsonable
 
 LOG_OFFSET = 1e-5
 MONITOR_OFFSET = 0.01
@@ -213,9 +215,10 @@ def compare(
         "floor_splits": int(n_splits) if floor else 0,
         "seed": int(seed),
     }
-    for name in STATISTICS:
+    names = registry.names()
+    for name in names:
         result[name] = _statistic_report(real_stats[name], fake_stats[name], splits)
-    result["log_l2_total"] = sum(result[name]["log_l2"] for name in STATISTICS)
+    result["log_l2_total"] = sum(result[name]["log_l2"] for name in names)
     if floor:
-        result["floor_log_l2_total"] = sum(result[name]["floor"]["log_l2"]["mean"] for name in STATISTICS)
+        result["floor_log_l2_total"] = sum(result[name]["floor"]["log_l2"]["mean"] for name in names)
     return result

@@ -1,6 +1,7 @@
 """Per-cube statistics of a set of cubes, and their means and spreads (`nbgan stats --json`).
 
-`summary` returns exactly the layout DESIGN.md fixes for `stats --json`:
+`summary` returns exactly the layout DESIGN.md fixes for `stats --json`, one
+block per statistic of `registry.STATISTICS`, in its order:
 
     {"box_size": L, "n_cubes": B,
      "psd":       {"k": [...],     "mean": [...], "std": [...]},
@@ -21,11 +22,8 @@ from typing import NamedTuple
 import numpy as np
 
 from nbgan_app.errors import InputError
+from nbgan_app.stats import registry
 from nbgan_app.stats.batching import as_batch
-from nbgan_app.stats.histograms import mass_histogram, peak_histogram
-from nbgan_app.stats.power_spectrum import power_spectrum
-
-STATISTICS = ("psd", "mass_hist", "peak_hist")
 
 
 class Statistic(NamedTuple):
@@ -43,19 +41,12 @@ def cube_statistics(
     ndim: int | None = None,
     peak_boundary: str = "reflect",
 ) -> dict[str, Statistic]:
-    """The three statistics of every cube of `counts` (one cube or a batch), keyed as in STATISTICS."""
+    """Every registry statistic of every cube of `counts` (one cube or a batch), keyed by name in registry order."""
     batch, _ = as_batch(counts, ndim)
     if box_size is None:
         raise InputError("the box size is unknown: the cube files carry no box_size attribute; pass --box-size L")
-    d = batch.ndim - 1
-    psd = power_spectrum(batch, box_size, bins=psd_bins, ndim=d)
-    mass_edges, mass = mass_histogram(batch, ndim=d)
-    peak_edges, peaks = peak_histogram(batch, ndim=d, boundary=peak_boundary)
-    return {
-        "psd": Statistic("k", psd.k, psd.power),
-        "mass_hist": Statistic("edges", mass_edges, mass),
-        "peak_hist": Statistic("edges", peak_edges, peaks),
-    }
+    options = registry.Options(box_size, psd_bins, batch.ndim - 1, peak_boundary)
+    return {spec.name: Statistic(spec.axis, *spec.compute(batch, options)) for spec in registry.STATISTICS}
 
 
 def spread(samples: np.ndarray) -> np.ndarray:
@@ -86,7 +77,7 @@ def summary(
     ndim: int | None = None,
     peak_boundary: str = "reflect",
 ) -> dict:
-    """Means and spreads of the three statistics over a set of cubes, in the `stats --json` layout.
+    """Means and spreads of the registry's statistics over a set of cubes, in the `stats --json` layout.
 
     Args:
         counts: one cube or a batch (batch axis first), 2-D or 3-D, counts.
@@ -98,5 +89,5 @@ def summary(
     batch, _ = as_batch(counts, ndim)
     stats = cube_statistics(batch, box_size, psd_bins, batch.ndim - 1, peak_boundary)
     result: dict = {"box_size": float(box_size), "n_cubes": int(len(batch))}
-    result.update({name: describe(stats[name]) for name in STATISTICS})
+    result.update({name: describe(statistic) for name, statistic in stats.items()})
     return result

@@ -12,6 +12,10 @@ import numpy as np
 
 from nbgan_app.outputs import atomic_file
 from nbgan_app.plots import require_matplotlib
+from nbgan_app.stats import registry
+
+# The statistics whose median |fractional error| the study tabulates and plots against time.
+ERROR_STATISTICS = ("psd", "mass_hist")
 
 
 def _array(values) -> np.ndarray:
@@ -29,6 +33,7 @@ def psd_error_figure(rows: list[dict], title: str):
     require_matplotlib()
     from matplotlib.figure import Figure
 
+    psd_spec = registry.get("psd")
     sides = sorted({r["side"] for r in rows}, reverse=True)
     figure = Figure(figsize=(6.5 * len(sides), 4.2), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(sides), squeeze=False)[0])
@@ -41,10 +46,11 @@ def psd_error_figure(rows: list[dict], title: str):
         for r in group:
             ax.plot(k, _array(r["scores"]["psd"]["frac_diff"]), label=r["label"])
         ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xscale("log")
+        if psd_spec.log_x:
+            ax.set_xscale("log")
         ax.set_ylim(-1.05, 1.5)
-        ax.set_xlabel("k [h/Mpc]")
-        ax.set_ylabel("(fake - real) / real, P(k)")
+        ax.set_xlabel(psd_spec.x_label)
+        ax.set_ylabel(f"(fake - real) / real, {psd_spec.short_title}")
         ax.set_title(f"{side}^3")
         ax.legend(loc="best", fontsize="small")
     figure.suptitle(title)
@@ -52,13 +58,15 @@ def psd_error_figure(rows: list[dict], title: str):
 
 
 def quality_time_figure(rows: list[dict]):
-    """Median |fractional error| of PSD and mass histogram against seconds per cube (log-log)."""
+    """Median |fractional error| of each of ERROR_STATISTICS against seconds per cube (log-log)."""
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
-    axes = figure.subplots(1, 2)
-    for ax, (name, label) in zip(axes, (("psd", "power spectrum"), ("mass_hist", "mass histogram"))):
+    specs = [registry.get(name) for name in ERROR_STATISTICS]
+    figure = Figure(figsize=(5.5 * len(specs), 4.2), layout="constrained")
+    axes = figure.subplots(1, len(specs), squeeze=False)[0]
+    for ax, spec in zip(axes, specs):
+        name = spec.name
         floor = rows[0]["scores"][name]["floor"]["median_abs_frac_diff"]["mean"]
         for r in rows:
             if r["seconds_per_cube"] is not None:
@@ -69,6 +77,6 @@ def quality_time_figure(rows: list[dict]):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("seconds per cube (this machine)")
-        ax.set_ylabel(f"median |fractional error|, {label}")
+        ax.set_ylabel(f"median |fractional error|, {spec.title}")
     figure.suptitle("Quality against cost per cube")
     return figure

@@ -18,9 +18,9 @@ import numpy as np
 
 from nbgan_app.outputs import atomic_file
 from nbgan_app.plots import save_compare_plot
+from nbgan_app.stats import registry
 from nbgan_app.study import figures
 
-STATS = (("psd", "PSD"), ("mass_hist", "mass"), ("peak_hist", "peak"))
 SECTIONS = (
     ("1. Multi-scale chain against the uni-scale baseline Mu", "section1", ("chain", "mu")),
     ("2. Architectures of the M1 up-scaler (conditional up-scaling of held-out I2)", "section2", ("m1-",)),
@@ -54,14 +54,16 @@ def score_cell(block: dict, key: str) -> str:
 
 
 def score_table(rows: list[dict]) -> list[str]:
-    lines = ["| method | side | fake/real cubes | PSD score | mass score | peak score | PSD median abs error "
-             "| mass median abs error | s per cube | training |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """Markdown: a score per registry statistic, a median error per `figures.ERROR_STATISTICS`, floors in brackets."""
+    errors = [registry.get(name) for name in figures.ERROR_STATISTICS]
+    headers = ["method", "side", "fake/real cubes", *(f"{spec.label} score" for spec in registry.STATISTICS),
+               *(f"{spec.label} median abs error" for spec in errors), "s per cube", "training"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
         s = r["scores"]
         cells = [r["label"], f"{r['side']}^3", f"{s['n_fake']}/{s['n_real']}"]
-        cells += [score_cell(s[name], "score") for name, _ in STATS]
-        cells += [score_cell(s["psd"], "median_abs_frac_diff"), score_cell(s["mass_hist"], "median_abs_frac_diff")]
+        cells += [score_cell(s[spec.name], "score") for spec in registry.STATISTICS]
+        cells += [score_cell(s[spec.name], "median_abs_frac_diff") for spec in errors]
         cells += [fmt(r["seconds_per_cube"]) + f" ({r['time_note']})", ", ".join(r["training"]) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -96,12 +98,14 @@ def verdicts(results: dict) -> list[str]:
     rows = {r["name"]: r["scores"] for r in results["rows"]}
     lines = []
     if "chain" in rows and "mu" in rows:
-        wins = [label for name, label in STATS if _score(rows["chain"][name]) > _score(rows["mu"][name])]
+        wins = [spec.label for spec in registry.STATISTICS
+                if _score(rows["chain"][spec.name]) > _score(rows["mu"][spec.name])]
         lines.append(f"- Multi-scale chain scores higher than Mu on: {', '.join(wins) or 'none'} "
-                     f"(of PSD, mass, peak).")
+                     f"(of {', '.join(spec.label for spec in registry.STATISTICS)}).")
     archs = {n: v for n, v in rows.items() if n.startswith("m1-")}
     if len(archs) > 1:
-        best = [f"{label} {max(archs, key=lambda n: _score(archs[n][name]))[3:]}" for name, label in STATS]
+        best = [f"{spec.label} {max(archs, key=lambda n: _score(archs[n][spec.name]))[3:]}"
+                for spec in registry.STATISTICS]
         lines.append(f"- Best M1 architecture by score: {', '.join(best)}.")
     for name in [n for n in ("m2", results["chain_m1"], "m2-m1") if n in rows]:
         psd = rows[name]["psd"]

@@ -1,4 +1,4 @@
-"""The three summary statistics side by side, with the scores line."""
+"""The summary statistics of the registry side by side, with the scores line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from tui.samples import STAT_NAMES
+from nbgan_app.stats import registry
 from tui.widgets.stat_plot import StatPlot
 
 
@@ -23,7 +23,7 @@ def scores_line(scores: dict | None, n_real=None) -> str:
         return "scores: none yet"
     parts = []
     floors = 0
-    for name in STAT_NAMES:
+    for name in registry.names():
         block = scores.get(name)
         if isinstance(block, dict) and _number(block.get("score")):
             floor = ((block.get("floor") or {}).get("score") or {}).get("mean")
@@ -37,7 +37,7 @@ def scores_line(scores: dict | None, n_real=None) -> str:
 
 
 class StatsPanel(Vertical):
-    """PSD, mass histogram and peak histogram (real vs fake) and the scores vs the real-vs-real floor."""
+    """Each registry statistic (real vs fake) in a row, and the scores vs the real-vs-real floor."""
 
     DEFAULT_CSS = """
     StatsPanel { height: 1fr; }
@@ -47,7 +47,7 @@ class StatsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal():
-            for name in STAT_NAMES:
+            for name in registry.names():
                 yield StatPlot(name, id=f"stat-{name}")
         yield Static("no statistics yet", classes="scores", id="stats-message")
 
