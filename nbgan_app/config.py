@@ -89,6 +89,9 @@ class ModelConfig:
     initial_size: int = 2  # M3 only: side of the reshaped dense output
     kernel_sizes: tuple[int, ...] = (1, 3, 5)
     output_activation: str = "relu"
+    # M2/M1 only: "direct" (the thesis: the network's output is the patch) or "residual"
+    # (up-sampled condition + a block-mean-free bounded residual; models/residual.py)
+    upscaler: str = "direct"
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,9 @@ def validate(config: Config) -> Config:
         _check_choice(f"{name}.architecture", model.architecture, ARCHITECTURES)
         if len(model.critic_filters) != len(model.critic_strides):
             raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
+        _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
+        if model.upscaler == "residual" and name in ("m3", "mu"):
+            raise InputError(f"{name}.upscaler: 'residual' needs a coarse condition (m2 and m1 only)")
     m3 = config.m3
     if len(m3.generator_strides) != len(m3.generator_filters):
         raise InputError("m3.generator_strides and m3.generator_filters differ in length")

@@ -143,3 +143,55 @@ def test_config_round_trip_and_save_load_give_the_same_outputs(scale, tmp_path):
         loaded = keras.saving.load_model(path)
         assert loaded.count_params() == model.count_params()
         np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def _consistent_input(rng, patch, channels, factor):
+    """Generator input whose last channel is an up-sampled coarse patch, as split_window builds it."""
+    from nbgan_app.pyramid import block_mean, upsample
+
+    x = rng.normal(size=(3,) + (patch,) * 3 + (channels,)).astype("float32")
+    x[..., -1] = upsample(block_mean(x[..., -1], factor), factor)
+    return x
+
+
+@pytest.mark.backends
+def test_residual_upscaler_is_consistent_with_its_condition_and_saves(tmp_path):
+    """Block means of a residual up-scaler's output equal the coarse patch it was given, at init and
+    after its weights move; an untrained one is near the up-sampled condition; it saves and loads."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.pyramid import block_mean
+
+    config = _config("tiny")
+    config = dataclasses.replace(config, m1=dataclasses.replace(config.m1, upscaler="residual"))
+    generator = build_generator(config.m1, "1", config)
+    factor = config.factor("1")
+    x = _consistent_input(np.random.default_rng(0), config.pyramid.patch, generator.input_shape[-1], factor)
+    coarse = block_mean(x[..., -1], factor)
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    np.testing.assert_allclose(block_mean(y, factor), coarse, atol=1e-5)
+    assert np.abs(y - x[..., -1]).max() < 0.1  # small-initialised residual
+    for variable in generator.trainable_variables:  # a trained generator: large weights everywhere
+        variable.assign(np.random.default_rng(1).normal(size=variable.shape).astype("float32"))
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    assert np.abs(y - x[..., -1]).max() > 0.5
+    np.testing.assert_allclose(block_mean(y, factor), coarse, atol=1e-4)
+    from nbgan_app.models.factory import residual_bound
+
+    assert np.abs(y - x[..., -1]).max() <= 2 * residual_bound(config) + 1e-4
+    path = tmp_path / "g.keras"
+    generator.save(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(path)(x))[..., 0], y,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_residual_upscaler_needs_a_condition():
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["mu"]["upscaler"] = "residual"
+    with pytest.raises(InputError, match="mu.upscaler"):
+        parse_config(table, ROOT)

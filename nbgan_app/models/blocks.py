@@ -39,11 +39,12 @@ _CONV = {(2, False): layers.Conv2D, (3, False): layers.Conv3D,
 
 
 def conv_layer(ndim: int, filters: int, kernel_size: int, strides: int = 1,
-               transpose: bool = False, name: str | None = None):
+               transpose: bool = False, name: str | None = None, kernel_initializer="glorot_uniform"):
     """A 'same'-padded (transposed) convolution layer of rank `ndim` (2 or 3)."""
     if (ndim, transpose) not in _CONV:
         raise ValueError(f"Expected ndim 2 or 3. Received: ndim={ndim}")
-    return _CONV[(ndim, transpose)](filters, kernel_size, strides=strides, padding="same", name=name)
+    return _CONV[(ndim, transpose)](filters, kernel_size, strides=strides, padding="same", name=name,
+                                    kernel_initializer=kernel_initializer)
 
 
 def branch_filters(filters: int, num_branches: int) -> list[int]:

@@ -35,7 +35,19 @@ def build_generator(model_config: ModelConfig, scale: str, config: Config) -> ke
         return build_cube_generator(m.latent_dim, config.level_size("3"), m.dense_units, m.initial_size,
                                     m.generator_filters, m.generator_strides, **common)
     channels = windows.context_channels(NDIM, is_conditional(scale))
-    return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common)
+    residual = {}
+    if m.upscaler == "residual":
+        residual = dict(residual_factor=config.factor(scale), residual_bound=residual_bound(config))
+    return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **residual)
+
+
+def residual_bound(config: Config) -> float:
+    """|r| bound of a residual up-scaler: the transform of c, where its logarithmic range ends."""
+    import numpy as np
+
+    from nbgan_app.transforms import forward
+
+    return float(forward(np.array(config.transform.c), config.transform))
 
 
 def build_critic(model_config: ModelConfig, scale: str, config: Config) -> keras.Model:
@@ -63,7 +75,16 @@ def build_gan(config: Config, scale: str):
 
 
 def build_optimizers(train: TrainConfig):
-    """(critic optimizer, generator optimizer) from the train config (RMSprop by default)."""
-    cls = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[train.optimizer]
-    return (cls(learning_rate=train.critic_learning_rate, name="critic_optimizer"),
-            cls(learning_rate=train.generator_learning_rate, name="generator_optimizer"))
+    """(critic optimizer, generator optimizer) from the train config (RMSprop by default).
+
+    Adam takes the WGAN-GP paper's moments (beta_1 0.5, beta_2 0.9): a first
+    moment that forgets fast, because the critic the generator chases moves.
+    """
+    if train.optimizer == "adam":
+        def make(lr, name):
+            return keras.optimizers.Adam(learning_rate=lr, beta_1=0.5, beta_2=0.9, name=name)
+    else:
+        def make(lr, name):
+            return keras.optimizers.RMSprop(learning_rate=lr, name=name)
+    return (make(train.critic_learning_rate, "critic_optimizer"),
+            make(train.generator_learning_rate, "generator_optimizer"))

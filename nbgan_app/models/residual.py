@@ -1,0 +1,58 @@
+"""The consistent residual output of the up-scalers (M2, M1).
+
+The pyramid defines a coarse voxel as the mean of its f^d fine voxels in
+transformed space, so a fine patch is consistent with its condition exactly
+when its block means equal the up-sampled coarse patch. The residual output
+makes that hold by construction:
+
+    out = up(coarse) + r - up(blockmean(r)),   r = bound * tanh(h / bound)
+
+where `h` is the network's last convolution. The generator only chooses how
+mass is spread inside each coarse voxel; the large scales it is given pass
+through untouched, however early in training. `r` is bounded (a blow-up in
+transformed space is exponential in counts) and near-linear for small `h`,
+and the last convolution starts small, so an untrained up-scaler is close to
+the constant-kernel up-sampling of its condition.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="nbgan")
+class ConsistentResidual(layers.Layer):
+    """[generator input (B, p..., C), h (B, p..., 1)] -> consistent fine patch (B, p..., 1), float32.
+
+    The input's last channel is the up-sampled coarse target (the order of
+    `windows.split_window`).
+
+    Args:
+        factor: fine/coarse side ratio f (the block side).
+        bound: |r| < bound, in transformed units.
+    """
+
+    def __init__(self, factor: int, bound: float, **kwargs):
+        super().__init__(**kwargs)
+        self.factor, self.bound = int(factor), float(bound)
+
+    def call(self, inputs):
+        x, h = inputs
+        up, h = ops.cast(x[..., -1:], "float32"), ops.cast(h, "float32")
+        r = self.bound * ops.tanh(h / self.bound)
+        return up + r - _block_mean_up(r, self.factor)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "bound": self.bound}
+
+
+def _block_mean_up(x, factor: int):
+    """Each voxel replaced by the mean of its factor^d block (spatial axes 1..d, channels last)."""
+    mean = ops.average_pool(x, factor, strides=factor, padding="valid")
+    for axis in range(1, len(x.shape) - 1):
+        mean = ops.repeat(mean, factor, axis=axis)
+    return mean
