@@ -1,0 +1,94 @@
+"""Presets: trained chains shipped in the repository, named so a user samples without training.
+
+A preset is a directory `checkpoints/presets/<name>/` holding one run
+directory per model (`m3`, `m2`, `m1`, and `mu` for the comparison) and a
+`manifest.json`:
+
+    {"name", "description", "config" (path relative to the project root),
+     "command" (what reproduces it), "chain" (run names, coarsest first),
+     "runs": {run name: {"scale", "steps", "train_seconds"}},
+     "scores": {statistic: median |fractional error|, ...} with the setup they were measured on,
+     "size_bytes"}
+
+A preset's runs were trained elsewhere; the data paths of their configs
+resolve against this checkout's project root (the directory holding
+`checkpoints/`), not the root recorded at training time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbgan_app.errors import InputError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PRESETS = PROJECT_ROOT / "checkpoints" / "presets"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    path: Path
+    manifest: dict
+
+    @property
+    def chain(self) -> list[Path]:
+        """The run directories of the chain, coarsest first."""
+        return [self.path / run for run in self.manifest["chain"]]
+
+    def run(self, name: str) -> Path:
+        if name not in self.manifest.get("runs", {}):
+            raise InputError(f"preset {self.name} has no run {name!r} (has: {', '.join(self.manifest['runs'])})")
+        return self.path / name
+
+
+def list_presets(root: Path = PRESETS) -> list[Preset]:
+    """Every preset with a readable manifest, by name."""
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        found.append(Preset(path.name, path, manifest))
+    return found
+
+
+def get_preset(name: str, root: Path = PRESETS) -> Preset | None:
+    return next((p for p in list_presets(root) if p.name == name), None)
+
+
+def resolve_chain(text: str, root: Path = PRESETS) -> list[Path]:
+    """`--chain` as run directories: a preset name, or run directories separated by commas.
+
+    An existing directory of that name wins over a preset, so a local run is never shadowed.
+    """
+    paths = [p for p in text.split(",") if p]
+    if len(paths) == 1 and not Path(paths[0]).exists():
+        preset = get_preset(paths[0], root)
+        if preset is not None:
+            return preset.chain
+    if not paths:
+        names = ", ".join(p.name for p in list_presets(root)) or "none shipped"
+        raise InputError(f"--chain: expected a preset name ({names}) or run directories separated by "
+                         f"commas. Received: {text!r}")
+    return [Path(p) for p in paths]
+
+
+def preset_root_for(run_dir: Path, root: Path = PRESETS) -> Path | None:
+    """The project root a preset run's data paths resolve against, or None for an ordinary run."""
+    try:
+        Path(run_dir).resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return PROJECT_ROOT
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of every file under `path`."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
