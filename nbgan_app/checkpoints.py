@@ -4,6 +4,7 @@ A checkpoint is a directory `checkpoints/step-<N>/` in the run directory with
     state.npz        every variable of the GAN (both networks, the seed state
                      of its random draws) and of both optimizers, by position
     generator.keras  the generator alone, architecture and weights, for sampling
+                     (the moving average of its weights when training keeps one)
     meta.json        step, time, backend
 It is written under a hidden temporary name and renamed when complete, so a
 process killed at any moment leaves either the whole checkpoint or none.
@@ -62,7 +63,8 @@ def save_checkpoint(run_dir: Path, gan, step: int, backend: str) -> Path:
     tmp.mkdir()
     values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(training_variables(gan))}
     np.savez(tmp / "state.npz", **values)
-    gan.generator.save(tmp / "generator.keras")
+    with gan.sampling_weights() as generator:  # the moving average where one is kept
+        generator.save(tmp / "generator.keras")
     (tmp / "meta.json").write_text(json.dumps({"step": step, "time": time.time(), "backend": backend}))
     if final.exists():
         shutil.rmtree(final)

@@ -22,6 +22,7 @@ COMMANDS = (
     "compare",
     "train",
     "sample",
+    "presets",
     "upscale",
     "evaluate",
     "tui",

@@ -92,3 +92,26 @@ def preset_root_for(run_dir: Path, root: Path = PRESETS) -> Path | None:
 def directory_size(path: Path) -> int:
     """Bytes of every file under `path`."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def format_presets(presets: list[Preset]) -> str:
+    """One block per preset: name, chain, steps and training time per run, scores against the floor."""
+    if not presets:
+        return f"no presets in {PRESETS}"
+    lines = []
+    for preset in presets:
+        m = preset.manifest
+        lines.append(f"{preset.name}: {m.get('description', '')}")
+        runs = m.get("runs", {})
+        chain = " -> ".join(f"{name} ({runs[name]['steps']} steps, {runs[name]['train_seconds'] / 60:.0f} min)"
+                            for name in m.get("chain", []) if name in runs)
+        lines.append(f"  chain   {chain}")
+        scores = m.get("scores", {})
+        for row in scores.get("rows", []):
+            values = "  ".join(f"{stat} {row[stat]:.3f}" for stat in ("psd", "mass_hist", "peak_hist")
+                               if stat in row)
+            lines.append(f"  {row['name']:<18}{values}")
+        if scores.get("setup"):
+            lines.append(f"  ({scores['setup']})")
+        lines.append(f"  size    {m.get('size_bytes', 0) / 2**20:.1f} MiB; reproduce: {m.get('command', '?')}")
+    return "\n".join(lines)

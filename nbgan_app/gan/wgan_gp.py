@@ -47,6 +47,8 @@ The metric trackers average over every critic step since the last
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -144,6 +146,24 @@ class WGANGP(keras.Model):
         for key in ("generator", "critic"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+    @contextlib.contextmanager
+    def sampling_weights(self):
+        """Within the block the generator holds the weights to sample with: the moving average of
+        its weights when its optimizer keeps one (`use_ema`), else its own. Restored on exit."""
+        optimizer = getattr(self, "g_optimizer", None)
+        if optimizer is None or not optimizer.use_ema:
+            yield self.generator
+            return
+        variables = self.generator.trainable_variables
+        saved = [ops.copy(v.value) for v in variables]
+        for variable, average in zip(variables, optimizer._model_variables_moving_average):
+            variable.assign(average)
+        try:
+            yield self.generator
+        finally:
+            for variable, value in zip(variables, saved):
+                variable.assign(value)
 
     def get_compile_config(self):
         return None  # the optimizers are saved as state; compile again after loading

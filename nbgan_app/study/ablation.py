@@ -1,0 +1,124 @@
+"""The quality ablation: variants of a config trained on equal step budgets, scored on fresh boxes.
+
+Each variant is the base config with some keys replaced (a dotted key per
+override, e.g. {"transform.scale": 1.0, "m1.upscaler": "residual"}). Every
+variant trains the same scale for the same generator steps from the same seed
+into its own run directory (`training.train`, so it resumes), and every
+checkpoint it keeps is scored against an evaluation set of fresh PM boxes that
+no variant trains or monitors on:
+- M3 draws `n` cubes from latents and is scored at level 3;
+- M2 and M1 up-scale the evaluation boxes' own coarser level (the thesis's
+  conditional evaluation) and are scored at their level.
+The score is the median over bins of |fake mean / real mean - 1| for each
+statistic (`stats.scores.compare`, linear k bins), with the wall-clock time
+of training up to that checkpoint, so every variant gets a quality-against-
+time curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nbgan_app.config import Config, parse_config, read_toml
+from nbgan_app.errors import InputError
+
+
+def override(table: dict, overrides: dict) -> dict:
+    """A copy of a config table with dotted keys replaced ("m1.upscaler" -> table["m1"]["upscaler"])."""
+    table = copy.deepcopy(table)
+    for key, value in overrides.items():
+        *path, leaf = key.split(".")
+        node = table
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return table
+
+
+def variant_config(base: Path, overrides: dict, steps: int) -> Config:
+    root = base.resolve().parent.parent if base.resolve().parent.name == "configs" else base.resolve().parent
+    table = override(read_toml(base), {**overrides, "train.steps": steps})
+    return parse_config(table, root, base.resolve())
+
+
+def fractional_errors(real: np.ndarray, fake: np.ndarray, box_size: float) -> dict:
+    """Median over bins of |fake mean / real mean - 1| per statistic, and the PSD error per k bin."""
+    from nbgan_app.stats import registry
+    from nbgan_app.stats.scores import compare
+
+    result = compare(real, fake, box_size, psd_bins="linear", floor=False)
+    out = {name: result[name]["median_abs_frac_diff"] for name in registry.names()}
+    out["psd_k"], out["psd_frac"] = result["psd"]["k"], result["psd"]["frac_diff"]
+    return out
+
+
+def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float, n: int,
+              seed: int = 0) -> dict:
+    """Errors of the run's latest checkpoint against the evaluation counts at the scale's level."""
+    from nbgan_app.evaluation import level_of
+    from nbgan_app.study.generate import load_step, run_steps
+    from nbgan_app.transforms import backward
+
+    step = load_step(run_dir)
+    config = step.run.config
+    side = config.level_size(scale)
+    real = backward(level_of(config, evaluation, side), config.transform)
+    coarse = None
+    if scale in ("2", "1"):
+        coarse = level_of(config, evaluation[:n], side // config.factor(scale))
+    fake, seconds = run_steps([step], n, seed, coarse)
+    scores = fractional_errors(real, fake, box_size)
+    scores["mean_ratio"] = float(fake.mean() / real.mean())
+    scores["sample_seconds"] = seconds
+    return scores
+
+
+def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: list[int], out: Path,
+                evaluation: np.ndarray, box_size: float, n: int, log=print) -> list[dict]:
+    """Train one variant segment by segment (resuming), scoring after each; results to out/name.jsonl.
+
+    Segments already scored in the results file are skipped, so a rerun continues the curve.
+    """
+    from nbgan_app.training import train
+
+    results_path = out / f"{name}.jsonl"
+    done = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
+    seconds = done[-1]["train_seconds"] if done else 0.0
+    for steps in segments:
+        if any(r["step"] == steps for r in done):
+            continue
+        config = variant_config(base, overrides, segments[-1])
+        config = dataclasses.replace(config, train=dataclasses.replace(
+            config.train, eval_every=config.train.log_every * 10**6))
+        started = time.perf_counter()
+        train(config, scale, out / name, steps=steps, progress=False)
+        seconds += time.perf_counter() - started
+        record = {"variant": name, "overrides": overrides, "scale": scale, "step": steps,
+                  "train_seconds": seconds, **score_run(out / name, scale, evaluation, box_size, n)}
+        done.append(record)
+        with results_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        log(f"{name} step {steps} ({seconds:.0f} s): psd {record['psd']:.3f} mass {record['mass_hist']:.3f} "
+            f"peak {record['peak_hist']:.3f} mean x{record['mean_ratio']:.2f}")
+    return done
+
+
+def evaluation_boxes(base: Path, boxes: int, progress: bool = True) -> tuple[np.ndarray, float]:
+    """Fresh PM boxes with seeds after the training suite's (cache `<cache>-eval`), never trained on."""
+    from nbgan_app.config import load_config
+    from nbgan_app.cubes import list_cube_files, load_cubes
+    from nbgan_app.simulate import simulate_suite
+
+    config = load_config(base)
+    sim = config.data.simulation
+    if sim is None:
+        raise InputError(f"{base}: the ablation simulates its evaluation boxes; give a [data.simulation]")
+    sim = dataclasses.replace(sim, cache=sim.cache.rstrip("/") + "-eval", boxes=boxes, seed=sim.seed + sim.boxes)
+    files = simulate_suite(sim, config.resolve(sim.cache), progress=progress)
+    return load_cubes(list_cube_files(files), sim.box_size)
