@@ -2,7 +2,7 @@
 
 - throughput: `binning.bin_positions` against `numpy.histogramdd(bins=G,
   range=[(0, L)] * 3)` on the same uniformly random float32 particles (their
-  counts are checked equal), G = 64, 4e6 particles (quick) or 1e7 and 3e7;
+  counts are checked equal), G = 64, 2e6 particles (quick) or 1e7 and 3e7;
   medians of several repeats, both in the same process, interleaved.
 - peak memory (not in quick mode): `ingest` of 1e8 float32 particles from an
   .npy file (1.2 GB) into a 256^3 cube, in a subprocess; the figure is its
@@ -102,5 +102,5 @@ def ingest_memory(n_particles: int = MEMORY_PARTICLES, grid: int = MEMORY_GRID) 
 
 def run(quick: bool) -> list[dict]:
     if quick:
-        return [throughput(4_000_000, repeats=3)]
+        return [throughput(2_000_000, repeats=3)]
     return [throughput(10_000_000, repeats=5), throughput(30_000_000, repeats=3), ingest_memory()]

@@ -1,14 +1,18 @@
 """Benchmarks of chained sampling: wavefront against raster, peak memory by output size, against simulation.
 
 - wavefront vs raster: the demo config's M1 generator architecture (untrained:
-  timing does not depend on the weights), up-scaling N = 2 random coarse cubes
-  to 64^3 (quick) or 128^3, same seeds; both orders interleaved in one
-  process, after a warm-up. Notes the generator calls and whether the outputs agree.
+  timing does not depend on the weights), up-scaling random coarse cubes to
+  one cube of 64^3 (quick) or two of 128^3, same seeds; both orders interleaved
+  in one process, after a warm-up, medians of three repeats (single runs
+  of either order varied by 30 to 45% on a loaded machine). Notes the generator
+  calls and whether the outputs agree.
 - peak memory: one up-scaling level (patch 32, factor 2, a one-layer Conv3D
   generator), each size in its own subprocess; peak resident set from VmHWM
   (ru_maxrss would carry the parent's over), also less the resident set once
-  the generator is built. Quick: 128^3 and 256^3; full: 256^3, 512^3, 1024^3
-  (the 512^3 cube is 8x, the 1024^3 one 64x the 256^3 one on disk).
+  the generator is built. Quick: 64^3 and 128^3 (most of the peak is the
+  runtime there; the figure above the built model is the one to read); full:
+  256^3, 512^3, 1024^3 (the 512^3 cube is 8x, the 1024^3 one 64x the 256^3 one
+  on disk).
 - against simulation: one count cube by chained sampling, real chain planning
   (`plan_chain`) and untrained generators of a config's architectures, against
   `simulate.simulate_box` (jaxpm PM, 20 steps) at the same grid, after its
@@ -84,17 +88,18 @@ def bench_orders(quick: bool) -> dict:
     config = _config("demo")
     generator = _generator(config, "1")
     side, patch, factor = (64 if quick else 128), config.pyramid.patch, config.factor("1")
-    repeats = 2 if quick else 3
-    _upscale(generator, 2 * patch, patch, factor, 2, "wavefront")  # warm-up: build, first traces
-    _upscale(generator, 2 * patch, patch, factor, 2, "raster")
+    n_cubes, repeats = (1 if quick else 2), 3
+    _upscale(generator, 2 * patch, patch, factor, n_cubes, "wavefront")  # warm-up: build, first traces
+    _upscale(generator, 2 * patch, patch, factor, n_cubes, "raster")
     times, calls, first = {"wavefront": [], "raster": []}, {}, {}
     for _ in range(repeats):
         for order in ("wavefront", "raster"):
-            seconds, calls[order], first[order] = _upscale(generator, side, patch, factor, 2, order)
+            seconds, calls[order], first[order] = _upscale(generator, side, patch, factor, n_cubes, order)
             times[order].append(seconds)
     same = bool(np.allclose(first["wavefront"], first["raster"], rtol=1e-4, atol=1e-4))
     ours, ref = statistics.median(times["wavefront"]), statistics.median(times["raster"])
-    return {"benchmark": f"sampling: wavefront vs raster, demo M1, 2 cubes of {side}^3", "ours_s": ours,
+    cubes = f"{n_cubes} cube{'s' * (n_cubes > 1)}"
+    return {"benchmark": f"sampling: wavefront vs raster, demo M1, {cubes} of {side}^3", "ours_s": ours,
             "reference": "raster order (one patch position per call, as released)", "reference_s": ref,
             "ratio": ref / ours, "repeats": repeats,
             "note": f"generator calls {calls['wavefront']} vs {calls['raster']}; same output: {same}"}
@@ -133,7 +138,7 @@ def _child(side: int, timeout: float = 3600) -> dict:
 
 
 def bench_memory(quick: bool) -> dict:
-    sides = (128, 256) if quick else (256, 512, 1024)
+    sides = (64, 128) if quick else (256, 512, 1024)
     results = {side: _child(side) for side in sides}
     small, big = sides[0], sides[1]
     figures = "; ".join(f"{s}^3: peak RSS {r['peak_mib']:.0f} MiB ({r['above_base_mib']:.0f} above the "

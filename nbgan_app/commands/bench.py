@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
         description="Runs every benchmark in one process, side by side with its reference, and prints a "
                     "table of absolute times (medians of repeats) and ratios. Figures are printed, never "
                     "asserted.")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (about 5 minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and fewer repeats (about 75 s of CPU time)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
     parser.set_defaults(func=run)
@@ -36,6 +37,8 @@ def machine() -> dict:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        # absolute times on a shared machine mean little without the load they ran under
+        "load_1min": round(os.getloadavg()[0], 1),
     }
 
 
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     info = machine()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
     rows: list[dict] = []
+    totals: dict[str, float] = {}
     started = time.time()
     for name in args.only or SUITES:
         try:
@@ -78,13 +82,18 @@ def run(args: argparse.Namespace) -> int:
         except ModuleNotFoundError:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
+        suite_started = time.time()
         suite_rows = module.run(quick=args.quick)
+        suite_s = time.time() - suite_started
         for row in suite_rows:
             row.setdefault("suite", name)
         rows.extend(suite_rows)
+        totals[name] = suite_s
     print_table(rows)
-    print(f"total {time.time() - started:.0f} s")
+    # per-suite wall times say where a slow run went (imports and compiles are in no row)
+    print(f"total {time.time() - started:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in totals.items()) + ")")
     if args.json is not None:
         with atomic_file(args.json) as tmp:
-            tmp.write_text(json.dumps({"machine": info, "quick": args.quick, "rows": rows}, indent=1))
+            tmp.write_text(json.dumps({"machine": info, "quick": args.quick, "suite_s": totals, "rows": rows},
+                                      indent=1))
     return 0
