@@ -25,6 +25,7 @@ COMMANDS = (
     "presets",
     "upscale",
     "evaluate",
+    "ablate",
     "tui",
     "demo",
     "bench",

@@ -122,3 +122,73 @@ def evaluation_boxes(base: Path, boxes: int, progress: bool = True) -> tuple[np.
     sim = dataclasses.replace(sim, cache=sim.cache.rstrip("/") + "-eval", boxes=boxes, seed=sim.seed + sim.boxes)
     files = simulate_suite(sim, config.resolve(sim.cache), progress=progress)
     return load_cubes(list_cube_files(files), sim.box_size)
+
+
+def read_plan(path: Path) -> dict:
+    """The ablation plan: {"base", "eval_boxes", "n_fake", sections {"m1": [variants], ...}}."""
+    table = read_toml(path, "ablation plan")
+    settings = table.get("ablation", {})
+    if "base" not in settings:
+        raise InputError(f"{path}: [ablation] needs base = \"<config path>\"")
+    sections = {}
+    for key, variants in table.items():
+        if key == "ablation":
+            continue
+        if key not in SECTION_SCALES:
+            raise InputError(f"{path}: unknown section [[{key}]] (known: {', '.join(SECTION_SCALES)})")
+        for v in variants:
+            if "name" not in v or "segments" not in v:
+                raise InputError(f"{path}: every [[{key}]] variant needs name and segments")
+        sections[key] = variants
+    root = Path(path).resolve().parent
+    root = root.parent if root.name == "configs" else root
+    return {"base": root / settings["base"], "eval_boxes": int(settings.get("eval_boxes", 32)),
+            "n_fake": int(settings.get("n_fake", 32)), "sections": sections}
+
+
+SECTION_SCALES = {"m3": "3", "m2": "2", "m1": "1"}
+
+
+def run_plan(path: Path, out: Path, sections: list[str] | None = None, log=print) -> dict:
+    """Every variant of the plan's sections (all by default), one after another; returns the results."""
+    plan = read_plan(path)
+    evaluation, box_size = evaluation_boxes(plan["base"], plan["eval_boxes"], progress=False)
+    results = {}
+    for section in sections or list(plan["sections"]):
+        if section not in plan["sections"]:
+            raise InputError(f"{path}: no [[{section}]] variants")
+        for v in plan["sections"][section]:
+            results[(section, v["name"])] = run_variant(
+                plan["base"], v["name"], v.get("overrides", {}), SECTION_SCALES[section], v["segments"],
+                Path(out) / section, evaluation, box_size, plan["n_fake"], log=log)
+    return results
+
+
+def read_results(out: Path) -> dict[str, list[dict]]:
+    """{section/variant: [records by segment]} from the results files under `out`."""
+    found = {}
+    for path in sorted(Path(out).glob("*/*.jsonl")):
+        found[f"{path.parent.name}/{path.stem}"] = [json.loads(x) for x in path.read_text().splitlines() if x]
+    return found
+
+
+def curves_figure(out: Path, path: Path) -> Path:
+    """Quality against training wall-clock, one panel per statistic, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = read_results(out)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=False)
+    for (key, records), style in zip(results.items(), ["-o", "-s", "-^", "-v", "-D", "-P", "-X", "-*"] * 3):
+        for ax, stat in zip(axes, ("psd", "mass_hist", "peak_hist")):
+            ax.plot([r["train_seconds"] / 60 for r in records], [r[stat] for r in records], style, label=key)
+    for ax, stat in zip(axes, ("power spectrum", "mass histogram", "peak histogram")):
+        ax.set(title=stat, xlabel="training wall-clock (min)", ylabel="median |fractional error|", yscale="log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
