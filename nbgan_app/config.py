@@ -8,7 +8,11 @@ inconsistent sizes raise `InputError` naming the key.
 Sizes are in voxels, box sizes in Mpc/h. Scales follow the thesis: level 1 is
 the full-resolution cube I1 (`pyramid.sizes[0]` per side), level 3 the
 coarsest I3 (`pyramid.sizes[-1]`). M3 makes I3 whole; M2 and M1 up-scale
-patch by patch; Mu is the uni-scale baseline at level 1.
+patch by patch; Mu is the uni-scale baseline at level 1 (`nbgan_app.scales`).
+
+Each model section takes only its own keys: [m3] a `CubeModelConfig`, [m2]
+and [m1] an `UpscalerConfig`, [mu] a `PatchModelConfig`; a key of another
+section is refused by name rather than ignored.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbgan_app import scales
 from nbgan_app.errors import InputError
+from nbgan_app.scales import Scale
 
-SCALES = ("3", "2", "1", "uni")
 ARCHITECTURES = ("dcgan", "inception", "inception_residual")
-MODEL_KEYS = {"3": "m3", "2": "m2", "1": "m1", "uni": "mu"}  # scale -> config section
 
 
 @dataclass(frozen=True)
@@ -76,20 +80,37 @@ class PyramidConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of one scale's generator and critic (becomes constructor arguments)."""
+    """Architecture keys every scale has: its generator's and critic's (they become constructor arguments)."""
 
     architecture: str = "inception"  # "dcgan" | "inception" | "inception_residual"
     generator_filters: tuple[int, ...] = (64, 64, 64, 64, 64, 64, 64, 1)
-    generator_strides: tuple[int, ...] = ()  # M3 only: transposed-conv strides
     critic_filters: tuple[int, ...] = (64, 64, 32, 16, 8, 2)
     critic_strides: tuple[int, ...] = (2, 2, 2, 1, 1, 1)
     critic_dense: tuple[int, ...] = (64, 16)
-    latent_dim: int = 100  # M3 only
-    dense_units: int = 64  # M3 only: width after the first dense layer
-    initial_size: int = 2  # M3 only: side of the reshaped dense output
     kernel_sizes: tuple[int, ...] = (1, 3, 5)
     output_activation: str = "relu"
-    # M2/M1 only: "direct" (the thesis: the network's output is the patch) or "residual"
+
+
+@dataclass(frozen=True)
+class CubeModelConfig(ModelConfig):
+    """[m3]: a whole-cube generator, latent -> dense -> reshape -> transposed convolutions."""
+
+    generator_strides: tuple[int, ...] = ()  # transposed-conv strides
+    latent_dim: int = 100
+    dense_units: int = 64  # width after the first dense layer
+    initial_size: int = 2  # side of the reshaped dense output, in voxels
+
+
+@dataclass(frozen=True)
+class PatchModelConfig(ModelConfig):
+    """[mu]: a patch generator without a coarse condition (stride-1 convolutions, patch in, patch out)."""
+
+
+@dataclass(frozen=True)
+class UpscalerConfig(PatchModelConfig):
+    """[m2], [m1]: a patch generator conditioned on the coarser level."""
+
+    # "direct" (the thesis: the network's output is the patch) or "residual"
     # (up-sampled condition + a block-mean-free bounded residual; models/residual.py)
     upscaler: str = "direct"
 
@@ -110,6 +131,9 @@ class TrainConfig:
     eval_every: int = 200
     eval_samples: int = 4
     checkpoint_every: int = 100
+    # momentum of an exponential moving average of the generator's weights, which checkpoints
+    # save for sampling and evaluation (0: off, the raw weights)
+    generator_ema: float = 0.0
     precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
     jit_compile: str = "auto"  # "auto" | "on" | "off"
 
@@ -130,6 +154,11 @@ class DemoConfig:
     samples: int = 6
     out: str = "checkpoints/demo"
 
+    def steps_of(self, scale: str | Scale) -> int:
+        """The generator steps of a chain scale (M3, M2 or M1); KeyError for Mu, which the demo skips."""
+        section = scales.scale(scale).section
+        return {"m3": self.steps_m3, "m2": self.steps_m2, "m1": self.steps_m1}[section]
+
 
 @dataclass(frozen=True)
 class Config:
@@ -139,37 +168,31 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
-    m3: ModelConfig = field(default_factory=ModelConfig)
-    m2: ModelConfig = field(default_factory=ModelConfig)
-    m1: ModelConfig = field(default_factory=ModelConfig)
-    mu: ModelConfig = field(default_factory=ModelConfig)
+    m3: CubeModelConfig = field(default_factory=CubeModelConfig)
+    m2: UpscalerConfig = field(default_factory=UpscalerConfig)
+    m1: UpscalerConfig = field(default_factory=UpscalerConfig)
+    mu: PatchModelConfig = field(default_factory=PatchModelConfig)
     root: str = "."  # directory relative paths resolve against (not read from TOML)
     source: str = ""  # the TOML file it was loaded from (not read from TOML)
 
-    def model(self, scale: str) -> ModelConfig:
-        """The architecture of scale "3", "2", "1" or "uni"."""
-        return getattr(self, MODEL_KEYS[check_scale(scale)])
+    def model(self, scale: str | Scale) -> ModelConfig:
+        """The architecture section of a scale (a name "3", "2", "1", "uni" or a Scale)."""
+        return getattr(self, scales.scale(scale).section)
 
-    def level_size(self, scale: str) -> int:
-        """Side of the cube that scale's model produces (whole for M3, patch by patch otherwise)."""
-        return {"3": self.pyramid.sizes[-1], "2": self.pyramid.sizes[1], "1": self.pyramid.sizes[0],
-                "uni": self.pyramid.sizes[0]}[check_scale(scale)]
+    def level_size(self, scale: str | Scale) -> int:
+        """Voxels per side of the level the scale's model produces (`Scale.side` of this pyramid)."""
+        return scales.scale(scale).side(self.pyramid)
 
-    def factor(self, scale: str) -> int:
-        """Down-scaling factor between the scale's level and its conditioning level (1 for M3, Mu)."""
-        sizes = self.pyramid.sizes
-        return {"3": 1, "2": sizes[1] // sizes[2], "1": sizes[0] // sizes[1], "uni": 1}[check_scale(scale)]
+    def factor(self, scale: str | Scale) -> int | None:
+        """The scale's side over its conditioning level's side; None for M3 and Mu (`Scale.factor`)."""
+        return scales.scale(scale).factor(self.pyramid)
 
     def resolve(self, path: str) -> Path:
         return (Path(self.root) / path).resolve()
 
 
-def check_scale(scale: str) -> str:
-    if scale not in SCALES:
-        raise InputError(f"Expected scale in {', '.join(SCALES)}. Received: scale={scale!r}")
-    return scale
-
-
+# the class of each model section (from Config's fields); a key that is not its class's is refused by name
+SECTION_MODELS = {s.section: typing.get_type_hints(Config)[s.section] for s in scales.ALL}
 _NOT_IN_TOML = ("root", "source")
 
 
@@ -199,7 +222,25 @@ def _convert(value, tp, key: str):
     return value
 
 
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+_ALL_MODEL_KEYS = set().union(*(_field_names(cls) for cls in SECTION_MODELS.values()))
+
+
+def _refuse_other_sections_keys(cls, table: dict, prefix: str) -> None:
+    """InputError naming the first key of `table` that is another model section's, not `cls`'s."""
+    for key in sorted(set(table) - _field_names(cls)):
+        owners = [scales.of_section(section).title for section, owner in SECTION_MODELS.items()
+                  if key in _field_names(owner)]
+        if owners:
+            raise InputError(f"{prefix}{key}: not a key of [{prefix.rstrip('.')}] ({' and '.join(owners)} only)")
+
+
 def _build(cls, table: dict, prefix: str = ""):
+    if issubclass(cls, ModelConfig):
+        _refuse_other_sections_keys(cls, table, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.name not in _NOT_IN_TOML}
     unknown = sorted(set(table) - names)
@@ -239,20 +280,19 @@ def validate(config: Config) -> Config:
     for side in sizes[:2]:
         if side % pyr.patch:
             raise InputError(f"pyramid.patch: {pyr.patch} does not divide the level side {side}")
-    for scale in ("2", "1"):
-        if pyr.patch % config.factor(scale):
+    for scale in scales.UPSCALERS:
+        if pyr.patch % scale.factor(pyr):
             raise InputError(f"pyramid.patch: {pyr.patch} is not divisible by the scale-{scale} "
-                             f"down-scaling factor {config.factor(scale)}")
+                             f"down-scaling factor {scale.factor(pyr)}")
     if data.simulation is not None and data.simulation.grid != sizes[0]:
         raise InputError(f"data.simulation.grid: {data.simulation.grid} differs from pyramid.sizes[0] {sizes[0]}")
-    for name in ("m3", "m2", "m1", "mu"):
-        model = getattr(config, name)
+    for scale in scales.ALL:
+        name, model = scale.section, config.model(scale)
         _check_choice(f"{name}.architecture", model.architecture, ARCHITECTURES)
         if len(model.critic_filters) != len(model.critic_strides):
             raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
-        _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
-        if model.upscaler == "residual" and name in ("m3", "mu"):
-            raise InputError(f"{name}.upscaler: 'residual' needs a coarse condition (m2 and m1 only)")
+        if scale.conditional:
+            _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
     m3 = config.m3
     if len(m3.generator_strides) != len(m3.generator_filters):
         raise InputError("m3.generator_strides and m3.generator_filters differ in length")
@@ -266,6 +306,8 @@ def validate(config: Config) -> Config:
     _check_choice("train.precision", train.precision, ("float32", "mixed_bfloat16", "mixed_float16"))
     _check_choice("train.jit_compile", train.jit_compile, ("auto", "on", "off"))
     _check_choice("train.optimizer", train.optimizer, ("rmsprop", "adam"))
+    if not 0.0 <= train.generator_ema < 1.0:
+        raise InputError(f"train.generator_ema: expected a momentum in [0, 1). Received: {train.generator_ema}")
     for key in ("steps", "batch_size", "num_critic_steps", "log_every", "eval_every", "checkpoint_every"):
         if getattr(train, key) <= 0:
             raise InputError(f"train.{key}: expected > 0. Received: {getattr(train, key)}")
@@ -286,6 +328,23 @@ def parse_config(table: dict, root: str | Path = ".", source: str | Path = "") -
     return validate(dataclasses.replace(config, root=str(root), source=str(source)))
 
 
+def parse_saved_config(table: dict, root: str | Path = ".", source: str | Path = "") -> Config:
+    """A run directory's saved config (config.json's "config"), read as `parse_config` reads TOML,
+    except that model keys of another section are dropped.
+
+    Run directories made before each section took only its own keys hold every
+    model key under every section (e.g. m2.latent_dim); there only the
+    section's own ones ever took effect, so dropping the rest loses nothing.
+    Unknown keys are still refused.
+    """
+    table = dict(table)
+    for section, cls in SECTION_MODELS.items():
+        if isinstance(table.get(section), dict):
+            foreign = _ALL_MODEL_KEYS - _field_names(cls)
+            table[section] = {k: v for k, v in table[section].items() if k not in foreign}
+    return parse_config(table, root, source)
+
+
 def read_toml(path: str | Path, what: str = "config file") -> dict:
     """The table of a TOML file; InputError naming the file when it is missing or not TOML."""
     path = Path(path)
@@ -297,18 +356,21 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
         raise InputError(f"{path} is not valid TOML: {exc}") from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Load and validate a TOML config; relative data paths resolve against the project root.
+def project_root(config_path: str | Path) -> Path:
+    """The directory a config file's relative paths resolve against (absolute).
 
-    The project root is the config file's parent's parent when the file sits
-    in a `configs/` directory, else the file's own directory.
+    The parent of its directory when the file sits in a `configs/` directory
+    (configs/demo.toml -> the repository), else the file's own directory.
     """
+    parent = Path(config_path).resolve().parent
+    return parent.parent if parent.name == "configs" else parent
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a TOML config; relative data paths resolve against `project_root(path)`."""
     path = Path(path)
     table = read_toml(path)
-    root = path.resolve().parent
-    if root.name == "configs":
-        root = root.parent
-    return parse_config(table, root, path.resolve())
+    return parse_config(table, project_root(path), path.resolve())
 
 
 def to_dict(config: Config) -> dict:

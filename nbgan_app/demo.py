@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nbgan_app import scales
 from nbgan_app.config import Config
-
-SCALES = ("3", "2", "1")
 
 
 def _stage(console, text: str) -> None:
@@ -44,13 +43,13 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
     from nbgan_app.training import train
 
     runs = {}
-    for scale in SCALES:
-        steps = getattr(config.demo, f"steps_m{scale}")
-        runs[scale] = out / f"m{scale}"
-        _stage(console, f"train M{scale} ({steps} steps) -> {runs[scale]}")
+    for scale in scales.CHAIN:
+        steps = config.demo.steps_of(scale)
+        runs[scale.name] = out / scale.section
+        _stage(console, f"train {scale.title} ({steps} steps) -> {runs[scale.name]}")
         started = time.time()
-        state = train(config, scale, runs[scale], steps=steps)
-        console.print(f"M{scale}: {state['state']} at step {state['step']} ({time.time() - started:.0f} s)")
+        state = train(config, scale.name, runs[scale.name], steps=steps)
+        console.print(f"{scale.title}: {state['state']} at step {state['step']} ({time.time() - started:.0f} s)")
     return runs
 
 
@@ -60,7 +59,7 @@ def _sample(config: Config, runs: dict[str, Path], out: Path, console) -> Path:
     from nbgan_app.cli import main as nbgan
 
     path = out / "samples.h5"
-    chain = ",".join(str(runs[s]) for s in SCALES)
+    chain = ",".join(str(runs[s.name]) for s in scales.CHAIN)
     args = ["sample", "--chain", chain, "--n", str(config.demo.samples), "--out", str(path), "--seed", "1"]
     if path.exists():
         with h5py.File(path, "r") as f:

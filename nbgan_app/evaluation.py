@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgan_app import rundir
+from nbgan_app import rundir, scales
 from nbgan_app.config import Config
+from nbgan_app.scales import Scale
 from nbgan_app.cubes import write_cube
 from nbgan_app.pyramid import block_mean
 from nbgan_app.transforms import backward, forward
@@ -66,21 +67,22 @@ def level_of(config: Config, counts: np.ndarray, side: int) -> np.ndarray:
     return block_mean(forward(counts, config.transform), config.pyramid.sizes[0] // side)
 
 
-def generate_level(config: Config, scale: str, generator, held_out: np.ndarray, n: int, seed: int) -> np.ndarray:
+def generate_level(config: Config, scale: str | Scale, generator, held_out: np.ndarray, n: int,
+                   seed: int) -> np.ndarray:
     """`n` transformed cubes at the scale's level (see module docstring)."""
     from nbgan_app.sampling.sampler import PatchSampler
 
-    side = config.level_size(scale)
+    scale = scales.scale(scale)
+    side = scale.side(config.pyramid)
     call = generator_callable(generator)
-    if scale == "3":
+    if scale.whole_cube:
         latent_dim = generator.input_shape[-1]
         latent = np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
         return call(latent)[..., 0]
     target = ArrayTarget(n, side, config.pyramid.patch)
     coarse = None
-    factor = None
-    if scale in ("2", "1"):
-        factor = config.factor(scale)
+    factor = scale.factor(config.pyramid)
+    if scale.conditional:
         coarse = level_of(config, held_out[:n], side // factor)
     sampler = PatchSampler(call, order="wavefront", max_batch=config.sample.max_batch, seed=seed, factor=factor)
     sampler.sample(target, n, coarse)
@@ -90,14 +92,15 @@ def generate_level(config: Config, scale: str, generator, held_out: np.ndarray, 
 class Evaluator:
     """Called by the training monitor with (gan, step); returns the scores to log."""
 
-    def __init__(self, config: Config, scale: str, held_out: np.ndarray, box_size: float, run_dir: Path):
-        self.config, self.scale, self.box_size = config, scale, box_size
+    def __init__(self, config: Config, scale: str | Scale, held_out: np.ndarray, box_size: float, run_dir: Path):
+        self.config, self.scale, self.box_size = config, scales.scale(scale), box_size
         self.held_out = held_out
         self.samples = Path(run_dir) / rundir.SAMPLES
-        side = config.level_size(scale)
+        side = self.scale.side(config.pyramid)
         self.real = backward(level_of(config, held_out, side), config.transform)
-        self.n = config.train.eval_samples if scale in ("3", "uni") else min(config.train.eval_samples,
-                                                                              len(held_out))
+        # an up-scaler conditions each sample on one held-out cube, so it makes no more than there are
+        self.n = (min(config.train.eval_samples, len(held_out)) if self.scale.conditional
+                  else config.train.eval_samples)
 
     def __call__(self, gan, step: int) -> dict:
         from nbgan_app.stats.scores import compare

@@ -1,4 +1,8 @@
-"""Creating a run directory, or checking that an existing one belongs to this run."""
+"""A run directory's config.json: creating it, checking an existing one belongs to this run, reading it back.
+
+config.json = {"config": `config.to_dict` of the resolved config, "run":
+{"scale", "backend", "config_path", "root", "created", "argv"}}.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from pathlib import Path
 
 from nbgan_app import rundir
-from nbgan_app.config import Config, to_dict
+from nbgan_app.config import Config, parse_saved_config, project_root, to_dict
 from nbgan_app.errors import InputError
 from nbgan_app.outputs import ensure_writable_dir
 
@@ -17,6 +21,15 @@ def _comparable(table: dict) -> dict:
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
     table.get("train", {}).pop("steps", None)
     return table
+
+
+def _as_written_now(table: dict, run_dir: Path) -> dict:
+    """A saved config table as `to_dict` writes it today: defaults of keys added since filled in,
+    other sections' model keys of older run directories dropped (`parse_saved_config`)."""
+    try:
+        return to_dict(parse_saved_config(table))
+    except InputError as exc:
+        raise InputError(f"run {run_dir} has a config this version cannot read ({exc}); use a new --run-dir") from None
 
 
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
@@ -45,7 +58,7 @@ def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str) -> 
         if run.get("backend") != backend:
             raise InputError(f"run {run_dir} was trained on the {run.get('backend')} backend, not {backend} "
                              f"(set KERAS_BACKEND={run.get('backend')})")
-        diff = _first_difference(_comparable(saved["config"]), _comparable(table))
+        diff = _first_difference(_comparable(_as_written_now(saved["config"], run_dir)), _comparable(table))
         if diff:
             raise InputError(f"run {run_dir} was made with a different config ({diff} differs); use a new --run-dir")
         return run_dir
@@ -55,3 +68,21 @@ def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str) -> 
                 "created": time.time(), "argv": sys.argv},
     })
     return run_dir
+
+
+def read_run(run_dir: Path) -> tuple[str, Config]:
+    """(scale name, Config) of the run directory `run_dir`, from its config.json.
+
+    Relative data paths resolve against the project root the run was trained
+    from: the recorded `run.root`, else the root of the recorded config file
+    (`config.project_root`), else the run directory itself. Raises InputError
+    when config.json is missing or unreadable, or its config is not one.
+    """
+    run_dir = Path(run_dir)
+    saved = rundir.read_json(run_dir / rundir.CONFIG)
+    run = saved.get("run") if isinstance(saved, dict) else None
+    if not isinstance(run, dict) or "scale" not in run or not isinstance(saved.get("config"), dict):
+        raise InputError(f"{run_dir} is not a run directory (no readable {rundir.CONFIG})")
+    source = run.get("config_path") or ""
+    root = run.get("root") or (project_root(source) if source else run_dir)
+    return str(run["scale"]), parse_saved_config(saved["config"], root=root, source=source)

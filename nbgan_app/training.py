@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgan_app import checkpoints, rundir
-from nbgan_app.config import MODEL_KEYS, Config
+from nbgan_app import checkpoints, rundir, scales
+from nbgan_app.config import Config
 from nbgan_app.errors import InputError
 
 
@@ -73,13 +73,13 @@ def scale_levels(config: Config, scale: str, counts: np.ndarray, inplace: bool =
 def make_batches(config: Config, scale: str, levels: np.ndarray, first_step: int, steps: int):
     from nbgan_app.training_data import TrainingBatches
 
-    windowed = scale != "3"
+    scale = scales.scale(scale)
     return TrainingBatches(
         levels,
         batch_size=config.train.batch_size,
         num_critic_steps=config.train.num_critic_steps,
-        patch=config.pyramid.patch if windowed else None,
-        factor=config.factor(scale) if scale in ("2", "1") else None,
+        patch=None if scale.whole_cube else config.pyramid.patch,
+        factor=scale.factor(config.pyramid),
         seed=config.train.seed,
         steps=steps,
         first_step=first_step,
@@ -223,7 +223,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
         except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix
             if monitor.step == start and _is_out_of_memory(exc):
                 message = (f"out of memory at start-up: lower train.batch_size (now {config.train.batch_size}) "
-                           f"or the {MODEL_KEYS[scale]} filters")
+                           f"or the {scales.scale(scale).section} filters")
                 rundir.write_state(run_dir, "failed", start, message)
                 raise InputError(message) from None
             rundir.write_state(run_dir, "failed", monitor.step, f"{type(exc).__name__}: {exc}")

@@ -64,3 +64,92 @@ def test_relative_paths_resolve_against_project_root():
     c = load_config(ROOT / "configs" / "demo.toml")
     assert c.resolve(c.data.simulation.cache) == ROOT / "data" / "demo-sim"
     assert dataclasses.is_dataclass(c) and c.model("uni") is c.mu
+
+
+@pytest.mark.parametrize("section, key, value, owners", [
+    ("m2", "latent_dim", 100, "M3"),
+    ("m1", "generator_strides", [2, 1], "M3"),
+    ("mu", "dense_units", 16, "M3"),
+    ("m2", "initial_size", 2, "M3"),
+    ("m3", "upscaler", "direct", "M2 and M1"),
+    ("mu", "upscaler", "residual", "M2 and M1"),
+])
+def test_a_key_of_another_model_section_is_refused_by_name(section, key, value, owners):
+    table = _table()
+    table[section][key] = value
+    with pytest.raises(InputError) as info:
+        parse_config(table)
+    assert str(info.value) == f"{section}.{key}: not a key of [{section}] ({owners} only)"
+
+
+def test_a_toml_file_with_a_misplaced_key_is_refused(tmp_path):
+    text = (ROOT / "configs" / "demo.toml").read_text().replace("[m1]\n", "[m1]\nlatent_dim = 64\n")
+    (tmp_path / "demo.toml").write_text(text)
+    with pytest.raises(InputError, match=r"^m1\.latent_dim: not a key of \[m1\] \(M3 only\)$"):
+        load_config(tmp_path / "demo.toml")
+
+
+def test_each_section_keeps_and_writes_only_its_own_keys():
+    from nbgan_app.config import SECTION_MODELS
+
+    config = load_config(ROOT / "configs" / "demo.toml")
+    table = to_dict(config)
+    assert set(table["m3"]) >= {"latent_dim", "dense_units", "initial_size", "generator_strides"}
+    assert "upscaler" not in table["m3"] and "upscaler" not in table["mu"]
+    assert table["m2"]["upscaler"] == table["m1"]["upscaler"] == "direct"
+    for section, cls in SECTION_MODELS.items():
+        assert set(table[section]) == {f.name for f in dataclasses.fields(cls)}, section
+        assert type(getattr(config, section)) is cls
+    assert not hasattr(config.mu, "latent_dim") and not hasattr(config.m2, "latent_dim")
+    assert config.m3.latent_dim == 64 and config.m1.upscaler == "direct"
+
+
+def _flat_old_table():
+    """A config.json "config" as run directories made before the per-section loader hold it: every
+    model key in every section (the old flat defaults), and no `upscaler` (older still)."""
+    old_defaults = {"generator_strides": [], "latent_dim": 100, "dense_units": 64, "initial_size": 2}
+    table = _table()
+    for section in ("m2", "m1", "mu"):
+        table[section].update(old_defaults)
+        table[section].pop("upscaler", None)
+    return table
+
+
+def test_old_run_directories_still_load_and_resume(tmp_path):
+    from nbgan_app.config import parse_saved_config
+    from nbgan_app.run_setup import prepare_run_dir
+    from nbgan_app.sampling.runs import load_run
+
+    config = load_config(ROOT / "configs" / "tiny.toml")
+    with pytest.raises(InputError, match="m2.dense_units: not a key of"):
+        parse_config(_flat_old_table())  # a TOML file gets no such leniency
+    assert parse_saved_config(_flat_old_table(), config.root, config.source) == config
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": _flat_old_table(), "run": {
+        "scale": "1", "backend": "tensorflow", "config_path": config.source, "root": config.root}}))
+    info = load_run(run)
+    assert info.scale == "1" and info.config == config
+    assert prepare_run_dir(config, "1", run, "tensorflow") == run  # the resume check sees no difference
+    changed = dataclasses.replace(config, m1=dataclasses.replace(config.m1, upscaler="residual"))
+    with pytest.raises(InputError, match=r"m1\.upscaler differs"):
+        prepare_run_dir(changed, "1", run, "tensorflow")
+
+
+def test_a_saved_config_still_refuses_unknown_keys():
+    from nbgan_app.config import parse_saved_config
+
+    table = _flat_old_table()
+    table["m2"]["latent_dims"] = 3
+    with pytest.raises(InputError, match=r"unknown config key m2\.latent_dims"):
+        parse_saved_config(table)
+
+
+def test_project_root_rule(tmp_path):
+    from nbgan_app.config import project_root
+
+    (tmp_path / "configs").mkdir()
+    assert project_root(tmp_path / "configs" / "a.toml") == tmp_path.resolve()
+    assert project_root(tmp_path / "elsewhere.toml") == tmp_path.resolve()
+    assert project_root(ROOT / "configs" / "demo.toml") == ROOT
+    assert load_config(ROOT / "configs" / "demo.toml").root == str(ROOT)

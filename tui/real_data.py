@@ -1,9 +1,9 @@
 """The real cubes a run was trained on, found from its config.json alone (never simulated here).
 
 The dashboard compares generated cubes with the real ones of the run's config:
-its data directory, or its simulation cache. Relative paths resolve against
-the project root of the config file the run was started with (the rule of
-`config.load_config`). Nothing here simulates or writes: a missing cache is a
+its data directory, or its simulation cache. The config, and the project root
+its relative paths resolve against, are read as sampling reads them
+(`run_setup.read_run`). Nothing here simulates or writes: a missing cache is a
 message, not a multi-minute simulation inside the dashboard.
 """
 
@@ -21,21 +21,20 @@ from tui.runs import file_key
 FLOOR_MIN = 4  # the real-vs-real floor scores two disjoint halves of at least 2 cubes
 
 
-def run_config(run_dir: Path):
-    """The run's Config from config.json (with the right project root), or a one-line message."""
-    from nbgan_app.config import parse_config
+def run_scale_and_config(run_dir: Path):
+    """(scale name, Config) of the run from config.json, or a one-line message."""
+    from nbgan_app.run_setup import read_run
 
-    saved = rundir.read_json(Path(run_dir) / rundir.CONFIG)
     try:
-        source = Path(saved["run"]["config_path"])
-        table = saved["config"]
-    except (TypeError, KeyError):
-        return f"{Path(run_dir).name}: config.json has no config or run.config_path"
-    root = source.parent.parent if source.parent.name == "configs" else source.parent
-    try:
-        return parse_config(table, root=root, source=source)
+        return read_run(Path(run_dir))
     except (InputError, TypeError, ValueError, KeyError) as exc:
         return f"{Path(run_dir).name}: config.json: {exc}"[:160]
+
+
+def run_config(run_dir: Path):
+    """The run's Config from config.json (with the right project root), or a one-line message."""
+    found = run_scale_and_config(run_dir)
+    return found if isinstance(found, str) else found[1]
 
 
 @dataclass
@@ -98,14 +97,14 @@ def real_level_cube(run_dir: Path) -> np.ndarray | str:
 
 
 def _find_level_cube(run_dir: Path) -> np.ndarray | str:
-    config = run_config(run_dir)
-    if isinstance(config, str):
-        return config
+    read = run_scale_and_config(run_dir)
+    if isinstance(read, str):
+        return read
+    scale, config = read
     found = real_cubes(run_dir)
     if isinstance(found, str):
         return found
     held = found.files[len(found.files) - max(found.held_out, 1)]
-    scale = str((rundir.read_json(run_dir / rundir.CONFIG) or {}).get("run", {}).get("scale", "1"))
     return _load_level(config, held, scale, found.box_size)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nbgan_app import scales
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +17,7 @@ def add_parser(subparsers) -> None:
                     "KERAS_BACKEND (tensorflow by default).",
     )
     parser.add_argument("--config", required=True, type=Path, help="TOML config, e.g. configs/demo.toml")
-    parser.add_argument("--scale", required=True, choices=["3", "2", "1", "uni"], help="which model to train")
+    parser.add_argument("--scale", required=True, choices=scales.NAMES, help="which model to train")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="run directory (default: checkpoints/<config>-<scale>)")
     parser.add_argument("--steps", type=int, default=None, help="train to this many generator steps "

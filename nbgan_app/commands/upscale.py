@@ -40,12 +40,13 @@ def _coarse_levels(run, path: Path, from_fine: bool):
 
 
 def run(args) -> int:
+    from nbgan_app import scales
     from nbgan_app.sampling.chain import plan_chain
     from nbgan_app.sampling.runs import load_run
 
     check_counts_args(args, max_batch=args.max_batch)
     run_info = load_run(args.run)
-    if run_info.scale not in ("2", "1"):
+    if not scales.scale(run_info.scale).conditional:
         raise InputError(f"run {args.run} has scale {run_info.scale}; upscale needs an M2 or M1 run")
     coarse = _coarse_levels(run_info, args.input, args.from_fine)
     if coarse.ndim != 4:

@@ -1,4 +1,4 @@
-"""From a Config to networks and a WGAN-GP model, for scale "3", "2", "1" or "uni".
+"""From a Config to networks and a WGAN-GP model, for a scale (`nbgan_app.scales`: "3", "2", "1", "uni").
 
 Shapes: M3 makes whole cubes of side `config.level_size("3")` from a
 `latent_dim` vector; M2/M1/Mu make patches of side `config.pyramid.patch`
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import keras
 
-from nbgan_app import windows
-from nbgan_app.config import Config, ModelConfig, TrainConfig, check_scale
+from nbgan_app import scales, windows
+from nbgan_app.config import Config, ModelConfig, TrainConfig
+from nbgan_app.scales import Scale
 from nbgan_app.models.critics import build_critic as _build_critic
 from nbgan_app.models.generators import build_cube_generator, build_patch_generator
 
@@ -21,23 +22,18 @@ NDIM = 3
 ACTIVATION = "leaky_relu"  # hidden layers; see nbgan_app.models.blocks
 
 
-def is_conditional(scale: str) -> bool:
-    """Whether the scale's model sees the coarser level (M2, M1)."""
-    return check_scale(scale) in ("2", "1")
-
-
-def build_generator(model_config: ModelConfig, scale: str, config: Config) -> keras.Model:
-    """The generator of `scale` with the architecture `model_config`."""
-    m = model_config
+def build_generator(model_config: ModelConfig, scale: str | Scale, config: Config) -> keras.Model:
+    """The generator of `scale` with the architecture `model_config` (that scale's section type)."""
+    m, scale = model_config, scales.scale(scale)
     common = dict(architecture=m.architecture, kernel_sizes=m.kernel_sizes, activation=ACTIVATION,
-                  output_activation=m.output_activation, ndim=NDIM, name=f"generator_{scale}")
-    if check_scale(scale) == "3":
-        return build_cube_generator(m.latent_dim, config.level_size("3"), m.dense_units, m.initial_size,
+                  output_activation=m.output_activation, ndim=NDIM, name=f"generator_{scale.name}")
+    if scale.whole_cube:
+        return build_cube_generator(m.latent_dim, scale.side(config.pyramid), m.dense_units, m.initial_size,
                                     m.generator_filters, m.generator_strides, **common)
-    channels = windows.context_channels(NDIM, is_conditional(scale))
+    channels = windows.context_channels(NDIM, scale.conditional)
     residual = {}
-    if m.upscaler == "residual":
-        residual = dict(residual_factor=config.factor(scale), residual_bound=residual_bound(config))
+    if scale.conditional and m.upscaler == "residual":
+        residual = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config))
     return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **residual)
 
 
@@ -50,28 +46,28 @@ def residual_bound(config: Config) -> float:
     return float(forward(np.array(config.transform.c), config.transform))
 
 
-def build_critic(model_config: ModelConfig, scale: str, config: Config) -> keras.Model:
+def build_critic(model_config: ModelConfig, scale: str | Scale, config: Config) -> keras.Model:
     """The critic of `scale`: whole cubes for M3, (2p)^d windows (+ coarse channels for M2/M1) otherwise."""
-    m = model_config
-    if check_scale(scale) == "3":
-        side, channels = config.level_size("3"), 1
+    m, scale = model_config, scales.scale(scale)
+    if scale.whole_cube:
+        side, channels = scale.side(config.pyramid), 1
     else:
-        side, channels = 2 * config.pyramid.patch, 3 if is_conditional(scale) else 1
+        side, channels = 2 * config.pyramid.patch, 3 if scale.conditional else 1
     return _build_critic(side, channels, m.critic_filters, m.critic_strides, m.critic_dense,
                          architecture=m.architecture, kernel_sizes=m.kernel_sizes, activation=ACTIVATION,
-                         ndim=NDIM, name=f"critic_{scale}")
+                         ndim=NDIM, name=f"critic_{scale.name}")
 
 
-def build_gan(config: Config, scale: str):
+def build_gan(config: Config, scale: str | Scale):
     """The (uncompiled) WGAN-GP model of `scale`; compile it with `build_optimizers(config.train)`."""
     from nbgan_app.gan.wgan_gp import WGANGP
 
+    scale = scales.scale(scale)
     model_config = config.model(scale)
-    whole_cube = scale == "3"
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
-                  coarse=None if whole_cube else is_conditional(scale), whole_cube=whole_cube,
+                  coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
-                  seed=config.train.seed, name=f"wgan_gp_{scale}")
+                  seed=config.train.seed, name=f"wgan_gp_{scale.name}")
 
 
 def build_optimizers(train: TrainConfig):
@@ -79,12 +75,16 @@ def build_optimizers(train: TrainConfig):
 
     Adam takes the WGAN-GP paper's moments (beta_1 0.5, beta_2 0.9): a first
     moment that forgets fast, because the critic the generator chases moves.
+    The generator's optimizer keeps the moving average of `train.generator_ema`
+    (Keras's own `use_ema`; its averages are optimizer variables, so checkpoints
+    restore them exactly).
     """
     if train.optimizer == "adam":
-        def make(lr, name):
-            return keras.optimizers.Adam(learning_rate=lr, beta_1=0.5, beta_2=0.9, name=name)
+        def make(lr, name, **ema):
+            return keras.optimizers.Adam(learning_rate=lr, beta_1=0.5, beta_2=0.9, name=name, **ema)
     else:
-        def make(lr, name):
-            return keras.optimizers.RMSprop(learning_rate=lr, name=name)
+        def make(lr, name, **ema):
+            return keras.optimizers.RMSprop(learning_rate=lr, name=name, **ema)
+    ema = dict(use_ema=True, ema_momentum=train.generator_ema) if train.generator_ema > 0 else {}
     return (make(train.critic_learning_rate, "critic_optimizer"),
-            make(train.generator_learning_rate, "generator_optimizer"))
+            make(train.generator_learning_rate, "generator_optimizer", **ema))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from nbgan_app import scales
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
 from nbgan_app.sampling.sampler import PatchSampler, sample_whole
@@ -23,7 +24,7 @@ from nbgan_app.sampling.writer import DatasetSpec, SampleFile
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One trained run of a chain: its directory, scale ("3", "2", "1", "uni") and resolved config."""
+    """One trained run of a chain: its directory, scale name ("3", "2", "1", "uni") and resolved config."""
 
     path: Path
     scale: str
@@ -58,23 +59,26 @@ def _check_consistent(runs: list[RunInfo]) -> None:
         if run.config.transform != first.config.transform:
             raise InputError(f"runs {first.path} and {run.path} use different transforms "
                              f"({first.config.transform} vs {run.config.transform})")
-    upscalers = [r for r in runs if r.scale in ("3", "2", "1")]
-    for run in upscalers[1:]:
-        if run.config.pyramid != upscalers[0].config.pyramid:
-            raise InputError(f"runs {upscalers[0].path} and {run.path} have different scales or patch sizes "
-                             f"(pyramid {upscalers[0].config.pyramid} vs {run.config.pyramid})")
+    # Mu may sit at the head at any size; the multi-scale runs must share one pyramid
+    pyramid_runs = [r for r in runs if scales.scale(r.scale) in scales.CHAIN]
+    for run in pyramid_runs[1:]:
+        if run.config.pyramid != pyramid_runs[0].config.pyramid:
+            raise InputError(f"runs {pyramid_runs[0].path} and {run.path} have different scales or patch sizes "
+                             f"(pyramid {pyramid_runs[0].config.pyramid} vs {run.config.pyramid})")
 
 
 def _check_order(runs: list[RunInfo], given_input: bool) -> None:
-    scales = [r.scale for r in runs]
-    heads = ("2", "1") if given_input else ("3", "uni")
-    if scales[0] not in heads:
-        raise InputError(f"run {runs[0].path} has scale {scales[0]}; the chain must start with "
-                         f"scale {' or '.join(heads)}")
-    rest = scales[1:]
-    if any(s not in ("2", "1") for s in rest) or rest != sorted(rest, reverse=True) or len(set(rest)) != len(rest):
-        raise InputError(f"chain scales {','.join(scales)}: after the first run expected 2 then 1 "
-                         "(coarse to fine)")
+    order = [scales.scale(r.scale) for r in runs]
+    # a given input level can only be up-scaled; otherwise the head makes its level from nothing
+    heads = scales.UPSCALERS if given_input else tuple(s for s in scales.ALL if not s.conditional)
+    if order[0] not in heads:
+        raise InputError(f"run {runs[0].path} has scale {order[0]}; the chain must start with "
+                         f"scale {' or '.join(s.name for s in heads)}")
+    rest = order[1:]
+    levels = [s.level for s in rest]
+    if any(not s.conditional for s in rest) or levels != sorted(set(levels), reverse=True):
+        raise InputError(f"chain scales {','.join(s.name for s in order)}: after the first run expected "
+                         f"{' then '.join(s.name for s in scales.UPSCALERS)} (coarse to fine)")
 
 
 def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool = False) -> list[LevelPlan]:
@@ -90,23 +94,25 @@ def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool =
     plans: list[LevelPlan] = []
     for k in range(len(runs) - 1, -1, -1):
         run, config = runs[k], runs[k].config
-        if run.scale == "3":
-            if side != config.level_size("3"):
-                raise InputError(f"--size {size}: M3 run {run.path} makes whole cubes of side "
-                                 f"{config.level_size('3')} only, not {side}; start the chain with a "
+        scale = scales.scale(run.scale)
+        if scale.whole_cube:
+            if side != scale.side(config.pyramid):
+                raise InputError(f"--size {size}: {scale.title} run {run.path} makes whole cubes of side "
+                                 f"{scale.side(config.pyramid)} only, not {side}; start the chain with a "
                                  "uni-scale run for larger sizes")
-            plans.append(LevelPlan(3, side, side, None, config.m3.latent_dim, run))
+            plans.append(LevelPlan(scale.level, side, side, None, config.model(scale).latent_dim, run))
             continue
         patch = config.pyramid.patch
         if side % patch:
             raise InputError(f"--size {size}: level side {side} of run {run.path} is not a multiple "
                              f"of its patch {patch}")
-        if run.scale == "uni":
+        if not scale.conditional:
+            # Mu's level is its place in this chain (it keys the noise), not the level it was trained at
             level = plans[-1].level + 1 if plans else 1
             plans.append(LevelPlan(level, side, patch, None, None, run))
             continue
-        factor = config.factor(run.scale)
-        plans.append(LevelPlan(int(run.scale), side, patch, factor, None, run))
+        factor = scale.factor(config.pyramid)
+        plans.append(LevelPlan(scale.level, side, patch, factor, None, run))
         side //= factor
     if given_input:
         plans.append(LevelPlan(plans[-1].level + 1, side, side, None, None, None))

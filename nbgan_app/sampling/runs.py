@@ -12,9 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from nbgan_app import rundir
-from nbgan_app.config import parse_config
 from nbgan_app.errors import InputError
+from nbgan_app.run_setup import read_run
 from nbgan_app.sampling.chain import RunInfo
 
 
@@ -23,13 +22,8 @@ def load_run(path: str | Path) -> RunInfo:
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"run {path} does not exist")
-    saved = rundir.read_json(path / rundir.CONFIG)
-    if not saved or "config" not in saved or "scale" not in saved.get("run", {}):
-        raise InputError(f"{path} is not a run directory (no readable {rundir.CONFIG})")
-    # relative data paths resolve against the project root the run was trained from
-    root = saved["run"].get("root") or path
-    config = parse_config(saved["config"], root=root, source=saved["run"].get("config_path", ""))
-    return RunInfo(path, str(saved["run"]["scale"]), config)
+    scale, config = read_run(path)
+    return RunInfo(path, scale, config)
 
 
 def checkpoint_of(run: RunInfo) -> tuple[int, Path]:

@@ -30,6 +30,7 @@ from typing import Iterator
 
 from nbgan_app import rundir
 from nbgan_app.config import Config
+from nbgan_app.scales import M1, M2, M3, MU
 from nbgan_app.errors import InputError
 from nbgan_app.study.settings import StudyConfig
 
@@ -70,14 +71,14 @@ def model_specs(config: Config, study: StudyConfig) -> list[ModelSpec]:
     M1 of each other architecture of `study.architectures`."""
     base = study_config(config, study)
     chain_m1 = config.m1.architecture
-    specs = [ModelSpec("m3", "3", base, study.minutes_per_model, study.max_steps),
-             ModelSpec("m2", "2", base, study.minutes_per_model, study.max_steps),
-             ModelSpec(m1_name(chain_m1), "1", base, study.minutes_per_model, study.max_steps),
-             ModelSpec("mu", "uni", base, study.minutes_per_model * study.uni_budget_factor,
+    specs = [ModelSpec(M3.section, M3.name, base, study.minutes_per_model, study.max_steps),
+             ModelSpec(M2.section, M2.name, base, study.minutes_per_model, study.max_steps),
+             ModelSpec(m1_name(chain_m1), M1.name, base, study.minutes_per_model, study.max_steps),
+             ModelSpec(MU.section, MU.name, base, study.minutes_per_model * study.uni_budget_factor,
                        math.ceil(study.max_steps * study.uni_budget_factor))]
     for arch in study.architectures:
         if arch != chain_m1:
-            specs.append(ModelSpec(m1_name(arch), "1", study_config(config, study, arch),
+            specs.append(ModelSpec(m1_name(arch), M1.name, study_config(config, study, arch),
                                    study.minutes_per_model, study.max_steps))
     return specs
 

@@ -17,11 +17,10 @@ from typing import Callable
 
 import numpy as np
 
+from nbgan_app import scales
 from nbgan_app.evaluation import ArrayTarget
 from nbgan_app.sampling.chain import RunInfo
 from nbgan_app.transforms import backward
-
-LEVEL_OF_SCALE = {"3": 3, "2": 2, "1": 1, "uni": 1}
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,8 @@ def load_step(path: Path) -> Step:
     from nbgan_app.sampling.runs import load_generator, load_run
 
     run = load_run(path)
-    latent_dim = run.config.m3.latent_dim if run.scale == "3" else None
+    scale = scales.scale(run.scale)
+    latent_dim = run.config.model(scale).latent_dim if scale.whole_cube else None
     return Step(run, load_generator(run), latent_dim)
 
 
@@ -47,15 +47,15 @@ def make_level(step: Step, n_cubes: int, seed: int, coarse: np.ndarray | None = 
     """One level (n_cubes, S, S, S) in transformed space: whole cubes for M3, patch by patch otherwise."""
     from nbgan_app.sampling.sampler import PatchSampler
 
-    config, scale = step.run.config, step.run.scale
-    level = LEVEL_OF_SCALE[scale]
-    if scale == "3":
+    config, scale = step.run.config, scales.scale(step.run.scale)
+    level = scale.level
+    if scale.whole_cube:
         rng = np.random.default_rng([seed, level])
         latent = rng.standard_normal((n_cubes, step.latent_dim), dtype=np.float32)
         return np.concatenate([np.asarray(step.generator(latent[i:i + max_batch]))[..., 0]
                                for i in range(0, n_cubes, max_batch)])
-    target = ArrayTarget(n_cubes, config.level_size(scale), config.pyramid.patch)
-    factor = config.factor(scale) if scale in ("2", "1") else None
+    target = ArrayTarget(n_cubes, scale.side(config.pyramid), config.pyramid.patch)
+    factor = scale.factor(config.pyramid)
     sampler = PatchSampler(step.generator, order=config.sample.order, max_batch=max_batch, seed=seed,
                            level=level, factor=factor)
     sampler.sample(target, n_cubes, coarse if factor else None)

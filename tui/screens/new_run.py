@@ -11,8 +11,9 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-SCALES = (("3 (M3, whole coarse cube)", "3"), ("2 (M2, up-scale)", "2"), ("1 (M1, full resolution)", "1"),
-          ("uni (baseline)", "uni"))
+from nbgan_app import scales
+
+SCALES = tuple((f"{s.name} ({s.title}, {s.role})", s.name) for s in scales.ALL)
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -49,7 +50,7 @@ class NewRunScreen(ModalScreen[dict | None]):
                 yield Label("config")
                 yield Select(options, value=default, allow_blank=not options, id="config")
                 yield Label("scale")
-                yield Select(SCALES, value="3", allow_blank=False, id="scale")
+                yield Select(SCALES, value=scales.M3.name, allow_blank=False, id="scale")
                 yield Label("backend")
                 yield Select([(b, b) for b in BACKENDS], value=self.default_backend, allow_blank=False,
                              id="backend")

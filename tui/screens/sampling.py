@@ -12,6 +12,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select
 
+from nbgan_app import scales
 from tui.chain_sampling import ChainSampling
 from tui.runs import RunSummary
 from tui.widgets.stats_panel import StatsPanel
@@ -41,13 +42,13 @@ class SamplingScreen(Screen):
         self.timer = None
 
     def compose(self) -> ComposeResult:
-        options = [(f"{r.name} (M{r.scale}, {r.state})", str(r.path)) for r in self.runs]
+        options = [(f"{r.name} ({scales.title_of(r.scale)}, {r.state})", str(r.path)) for r in self.runs]
         with Vertical():
             with Grid():
-                for scale in ("3", "2", "1"):
-                    yield Label(f"M{scale}")
-                    match = next((str(r.path) for r in self.runs if r.scale == scale), Select.NULL)
-                    yield Select(options, value=match, prompt=f"run for M{scale}", id=f"m{scale}")
+                for scale in scales.CHAIN:
+                    yield Label(scale.title)
+                    match = next((str(r.path) for r in self.runs if r.scale == scale.name), Select.NULL)
+                    yield Select(options, value=match, prompt=f"run for {scale.title}", id=scale.section)
                 yield Label("n")
                 yield Input("2", id="n", type="integer")
                 yield Label("size")
@@ -81,7 +82,7 @@ class SamplingScreen(Screen):
         if self.job and not self.job.done:
             self.say("sampling is already running")
             return
-        chain = [self.query_one(f"#m{s}", Select).value for s in ("3", "2", "1")]
+        chain = [self.query_one(f"#{s.section}", Select).value for s in scales.CHAIN]
         if any(c is Select.NULL or c is None for c in chain):
             self.say("pick a run for each of M3, M2 and M1", failed=True)
             return

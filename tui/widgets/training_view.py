@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static, TabbedContent
 
+from nbgan_app.scales import title_of
 from tui.runs import RunSummary, RunWatcher, steps_per_second
 from tui.widgets.panes import PANES, RunPane, RunUpdate
 
@@ -73,7 +74,7 @@ class TrainingView(Vertical):
         summary = run.summary
         self.rate = steps_per_second(run.records, window=50) if summary.state == "running" else None
         rate = f"{self.rate:.3g} steps/s" if self.rate is not None else "- steps/s"
-        status = f"[b]{summary.name}[/b]  M{summary.scale}  {summary.state}  step {summary.step}  {rate}"
+        status = f"[b]{summary.name}[/b]  {title_of(summary.scale)}  {summary.state}  step {summary.step}  {rate}"
         if summary.error:
             status += f"  [red]{summary.error}[/red]"
         self.query_one("#status", Static).update(status)
