@@ -56,9 +56,21 @@ class DataConfig:
     """Where the cubes come from: a directory of cube files, or a simulation."""
 
     dir: str | None = None
-    box_size: float | None = None  # Mpc/h, for files without the attribute
+    box_size: float | None = None  # Mpc/h; wins over the files' attribute (the 3Dcosmo files carry none)
     held_out: int = 2  # the last cubes (sorted order) are kept for evaluation only
     simulation: SimulationConfig | None = None
+
+    def declared_box_size(self) -> float | None:
+        """The box side in Mpc/h the config states for its full-resolution cubes, or None.
+
+        A simulation's own `box_size` wins: it is the box its cubes were made in
+        (and the attribute they carry), so a stray `data.box_size` beside it
+        cannot relabel them. Otherwise `data.box_size`; None leaves it to the
+        files' attribute. Training, sampling and the dashboard all ask here.
+        """
+        if self.simulation is not None:
+            return self.simulation.box_size
+        return self.box_size
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,7 @@ def data_files(config: Config, progress: bool = True) -> list[Path]:
 def load_dataset(config: Config, progress: bool = True) -> tuple[np.ndarray, float]:
     """All cubes of the config's data as counts (N, G, G, G) float32, and the box size in Mpc/h."""
     files = data_files(config, progress)
-    box_size = config.data.box_size
-    if config.data.simulation is not None:
-        box_size = config.data.simulation.box_size
-    counts, box_size = load_cubes(files, box_size)
+    counts, box_size = load_cubes(files, config.data.declared_box_size())
     grid = config.pyramid.sizes[0]
     if counts.shape[1:] != (grid,) * 3:
         raise InputError(f"{files[0].parent}: cubes have shape {counts.shape[1:]}, "

@@ -110,14 +110,14 @@ class Evaluator:
         fake = backward(generate_level(self.config, self.scale, gan.generator, self.held_out, self.n, seed),
                         self.config.transform)
         self.samples.mkdir(exist_ok=True)
-        write_cube(self.samples / "latest.h5", fake, self.box_size, overwrite=True, step=step)
+        write_cube(self.samples / rundir.LATEST_SAMPLES, fake, self.box_size, overwrite=True, step=step)
         stats = {"step": step, "real": summary(self.real, self.box_size), "fake": summary(fake, self.box_size)}
         record = {}
         if len(self.real) >= 2 and len(fake) >= 2:
             scores = compare(self.real, fake, self.box_size)
             stats["scores"] = scores
             record = flat_scores(scores)
-        rundir.write_json_atomic(self.samples / "latest_stats.json", stats)
+        rundir.write_json_atomic(self.samples / rundir.LATEST_STATS, stats)
         return record
 
 

@@ -37,6 +37,11 @@ LOCK = "lock"
 CHECKPOINTS = "checkpoints"
 SAMPLES = "samples"
 STATES = ("running", "stopped", "finished", "failed")
+# the loss keys of every metrics.jsonl record: the trainer writes them, the dashboard plots them
+LOSSES = ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")
+# the trainer's latest evaluation, under SAMPLES/: its generated cubes (counts) and their statistics
+LATEST_SAMPLES = "latest.h5"
+LATEST_STATS = "latest_stats.json"
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

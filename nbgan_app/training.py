@@ -133,7 +133,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def _finite(record: dict) -> bool:
-    return all(math.isfinite(record[k]) for k in ("critic_loss", "generator_loss", "gradient_penalty"))
+    return all(math.isfinite(record[k]) for k in rundir.LOSSES)
 
 
 def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps, stop, report):
@@ -153,8 +153,7 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
             self.step += 1
             if self.step % train.log_every == 0 or self.step == total_steps:
                 record = {"step": self.step, "time": time.time()}
-                record.update({k: float(logs[k]) for k in
-                               ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")})
+                record.update({k: float(logs[k]) for k in rundir.LOSSES})
                 if not _finite(record):
                     self.failure = f"non-finite loss at step {self.step}: {record}"
                     self.model.stop_training = True

@@ -145,6 +145,17 @@ def test_a_saved_config_still_refuses_unknown_keys():
         parse_saved_config(table)
 
 
+def test_box_size_the_config_states():
+    sim = load_config(ROOT / "configs" / "tiny.toml")
+    assert sim.data.declared_box_size() == sim.data.simulation.box_size == 64.0
+    # beside a simulation, data.box_size cannot relabel the simulated boxes
+    stray = dataclasses.replace(sim.data, box_size=999.0)
+    assert stray.declared_box_size() == 64.0
+    paper = load_config(ROOT / "configs" / "paper.toml").data
+    assert paper.declared_box_size() == 350.0
+    assert dataclasses.replace(paper, box_size=None).declared_box_size() is None
+
+
 def test_project_root_rule(tmp_path):
     from nbgan_app.config import project_root
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from nbgan_app.stats.scores import FLOOR_MIN
 from tui import processes
-from tui.real_data import FLOOR_MIN, real_cubes, score_in_process
+from tui.real_data import real_cubes, score_in_process
 from tui.samples import is_complete, read_stats_pair
 
 

@@ -16,9 +16,8 @@ import numpy as np
 
 from nbgan_app import rundir
 from nbgan_app.errors import InputError
+from nbgan_app.stats.scores import FLOOR_MIN
 from tui.runs import file_key
-
-FLOOR_MIN = 4  # the real-vs-real floor scores two disjoint halves of at least 2 cubes
 
 
 def run_scale_and_config(run_dir: Path):
@@ -76,8 +75,7 @@ def real_cubes(run_dir: Path) -> RealCubes | str:
         files = list_cube_files([config.resolve(where)])
     except (InputError, OSError) as exc:
         return f"real cubes: {exc}"[:160]
-    box = data.simulation.box_size if data.simulation is not None else data.box_size
-    return RealCubes(files, min(data.held_out, len(files)), box, config.pyramid.sizes[0])
+    return RealCubes(files, min(data.held_out, len(files)), data.declared_box_size(), config.pyramid.sizes[0])
 
 
 _level_cache: dict[tuple, np.ndarray | str] = {}

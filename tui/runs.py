@@ -15,8 +15,6 @@ from pathlib import Path
 
 from nbgan_app import rundir
 
-LOSSES = ("critic_loss", "generator_loss", "gradient_penalty", "wasserstein")
-
 
 @dataclass
 class RunSummary:
@@ -97,7 +95,7 @@ def steps_per_second(records: list[dict], window: int = 10) -> float | None:
 
 def last_scores(records: list[dict]) -> dict:
     """The statistic scores of the latest record that has any (keys beyond step, time and losses)."""
-    skip = {"step", "time", *LOSSES}
+    skip = {"step", "time", *rundir.LOSSES}
     for record in reversed(records):
         scores = {k: v for k, v in record.items() if k not in skip and isinstance(v, (int, float))}
         if scores:

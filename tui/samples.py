@@ -14,9 +14,6 @@ import numpy as np
 from nbgan_app import rundir
 from nbgan_app.stats import registry
 
-LATEST = "latest.h5"
-LATEST_STATS = "latest_stats.json"
-
 
 def read_slice(source: Path | np.ndarray, index: int, axis: int = 0, item: int = 0) -> tuple[np.ndarray, int] | str:
     """Slice `index` along `axis` of cube `item` of an HDF5 cube file (or of an array), and the cube side.
@@ -72,7 +69,7 @@ def check_stats(stats) -> bool:
 
 def read_latest_stats(run_dir: Path) -> dict | str:
     """samples/latest_stats.json as {"real", "fake", "scores"}, or a message when absent or malformed."""
-    return read_stats_pair(Path(run_dir) / rundir.SAMPLES / LATEST_STATS)
+    return read_stats_pair(Path(run_dir) / rundir.SAMPLES / rundir.LATEST_STATS)
 
 
 def from_compare(result: dict) -> dict:

@@ -47,9 +47,11 @@ def check_counts_args(args, **values) -> None:
 
 
 def box_size_of(run, side: int) -> float | None:
-    """Box side in Mpc/h of a cube of `side` voxels at the resolution the run was trained at."""
-    data = run.config.data
-    box = data.box_size if data.box_size is not None else (data.simulation.box_size if data.simulation else None)
+    """Box side in Mpc/h of a cube of `side` voxels at the resolution the run was trained at.
+
+    None when the run's config states no box size (its data files carried it).
+    """
+    box = run.config.data.declared_box_size()
     return None if box is None else box * side / run.config.level_size(run.scale)
 
 

@@ -50,6 +50,8 @@ from nbgan_app.stats.summary import cube_statistics, describe, jsonable
 LOG_OFFSET = 1e-5
 MONITOR_OFFSET = 0.01
 SCALAR_SCORES = ("frechet_distance", "score", "log_l2", "median_abs_frac_diff")
+# fewest real cubes for the floor: it scores two disjoint halves, and a score needs 2 cubes a side
+FLOOR_MIN = 4
 
 
 def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -147,8 +149,9 @@ def _check_sets(real: np.ndarray, fake: np.ndarray, with_floor: bool) -> None:
     for name, batch in (("real", real), ("fake", fake)):
         if len(batch) < 2:
             raise InputError(f"the {name} set has {len(batch)} cube; a score needs at least 2 (it fits a spread)")
-    if with_floor and len(real) < 4:
-        raise InputError(f"the real-vs-real floor needs at least 4 real cubes (two halves of 2); received {len(real)}")
+    if with_floor and len(real) < FLOOR_MIN:
+        raise InputError(f"the real-vs-real floor needs at least {FLOOR_MIN} real cubes (two halves of 2); "
+                         f"received {len(real)}")
 
 
 def _statistic_report(real, fake, splits) -> dict:
@@ -200,7 +203,7 @@ def compare(
     if real_batch.ndim != fake_batch.ndim:
         raise InputError(f"real cubes are {real_batch.ndim - 1}-D, fake cubes {fake_batch.ndim - 1}-D")
     if floor is None:
-        floor = len(real_batch) >= 4
+        floor = len(real_batch) >= FLOOR_MIN
     _check_sets(real_batch, fake_batch, floor)
     d = real_batch.ndim - 1
     real_stats = cube_statistics(real_batch, box_size, psd_bins, d, peak_boundary)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nbgan_app.config import ARCHITECTURES, _build, read_toml
 from nbgan_app.errors import InputError
+from nbgan_app.stats.scores import FLOOR_MIN
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class StudyFile:
 
 def validate_study(study: StudyConfig) -> StudyConfig:
     """Raise InputError naming the first impossible setting."""
-    if study.eval_boxes < 4:
-        raise InputError(f"study.eval_boxes: expected >= 4 (the floor compares halves of 2). "
+    if study.eval_boxes < FLOOR_MIN:
+        raise InputError(f"study.eval_boxes: expected >= {FLOOR_MIN} (the floor compares halves of 2). "
                          f"Received: {study.eval_boxes}")
     if study.n_fake < 2:
         raise InputError(f"study.n_fake: expected >= 2. Received: {study.n_fake}")

@@ -33,6 +33,7 @@ import numpy as np
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
 from nbgan_app.evaluation import level_of
+from nbgan_app.stats.scores import FLOOR_MIN
 from nbgan_app.study import budgets, generate, mock
 from nbgan_app.study.settings import StudyConfig
 from nbgan_app.transforms import backward
@@ -69,8 +70,9 @@ def evaluation_set(config: Config, study: StudyConfig, progress: bool) -> tuple[
     train_counts, held = split_dataset(config, counts)
     split = {"box_size": box_size, "n_train": len(train_counts), "n_monitor": len(held)}
     if config.data.simulation is None:
-        if len(held) < 4:
-            raise InputError(f"data.held_out: {len(held)} held-out cubes; the study's floor needs at least 4")
+        if len(held) < FLOOR_MIN:
+            raise InputError(f"data.held_out: {len(held)} held-out cubes; the study's floor needs at least "
+                             f"{FLOOR_MIN}")
         return held, {**split, "eval": "the config's held-out cubes", "n_eval": len(held)}
     sim = eval_simulation(config, study)
     cache = config.resolve(sim.cache)

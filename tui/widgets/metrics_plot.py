@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from textual_plotext import PlotextPlot
 
-from tui.runs import LOSSES
+from nbgan_app.rundir import LOSSES
 
 COLORS = {"critic_loss": "red", "generator_loss": "blue", "gradient_penalty": "magenta", "wasserstein": "green"}
 LABELS = {"critic_loss": "critic", "generator_loss": "generator", "gradient_penalty": "GP", "wasserstein": "W"}

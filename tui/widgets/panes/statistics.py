@@ -7,7 +7,7 @@ from textual.widgets import TabPane
 
 from nbgan_app import rundir
 from tui.runs import file_key
-from tui.samples import LATEST_STATS, read_latest_stats
+from tui.samples import read_latest_stats
 from tui.widgets.panes.pane import RunUpdate
 from tui.widgets.stats_panel import StatsPanel
 
@@ -20,7 +20,7 @@ class StatisticsPane(TabPane):
         yield StatsPanel(id="stats")
 
     def source_key(self, run: RunUpdate):
-        return file_key(run.path / rundir.SAMPLES / LATEST_STATS)
+        return file_key(run.path / rundir.SAMPLES / rundir.LATEST_STATS)
 
     def refresh_from(self, run: RunUpdate) -> None:
         self.query_one(StatsPanel).show(read_latest_stats(run.path))
