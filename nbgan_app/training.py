@@ -2,7 +2,8 @@
 
 The loop is Keras's own `fit` over `TrainingBatches`, with a callback that logs
 to metrics.jsonl, checkpoints, evaluates statistics on held-out cubes, and
-stops gracefully on SIGTERM (checkpoint first). Running the same command
+stops gracefully on SIGTERM or when the caller's `should_stop` says so
+(checkpoint first). Running the same command
 again resumes from the newest checkpoint: batches are a pure function of
 (seed, step), every variable is restored, and metrics past the checkpoint are
 dropped, so 2 + 2 steps with a restart equal 4 uninterrupted steps.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +139,8 @@ def _finite(record: dict) -> bool:
 
 
 def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps, stop, report):
-    """The fit() callback: log, checkpoint, evaluate, stop. Built lazily so keras imports late."""
+    """The fit() callback: log, checkpoint, evaluate, and stop once `stop()` is true. Built lazily
+    so keras imports late."""
     import keras
 
     train = config.train
@@ -166,7 +169,7 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
             if self.step % train.checkpoint_every == 0 or self.step == total_steps:
                 checkpoints.save_checkpoint(run_dir, self.model, self.step, backend)
                 rundir.write_state(run_dir, "running", self.step)
-            if stop.requested:
+            if stop():
                 self.model.stop_training = True
 
     return Monitor()
@@ -185,11 +188,14 @@ def _resume(run_dir: Path, gan) -> int:
 
 
 def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
-          progress: bool | None = None, distribute: bool = False) -> dict:
+          progress: bool | None = None, distribute: bool = False,
+          should_stop: Callable[[], bool] | None = None) -> dict:
     """Train (or resume) one scale to `steps` generator steps in `run_dir`; returns the final state.
 
     `distribute` trains data-parallel over the local devices (`distribute` module);
-    the batch size is the global batch. Raises InputError for bad data/config, a
+    the batch size is the global batch. `should_stop` is asked after every step;
+    once it returns True, training checkpoints and ends in state "stopped", as on
+    SIGTERM, and running again resumes exactly. Raises InputError for bad data/config, a
     locked run, or running out of memory at start-up.
     """
     from nbgan_app.dataset import load_dataset, split_dataset
@@ -213,7 +219,9 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
         stop = _StopRequest()
         reporter = StepReporter(total, start, enabled=progress)
         evaluator = Evaluator(config, scale, held_out, box_size, run_dir)
-        monitor = make_monitor(config, scale, run_dir, evaluator, start, total, stop, reporter.update)
+        asked = should_stop or (lambda: False)
+        monitor = make_monitor(config, scale, run_dir, evaluator, start, total,
+                               lambda: stop.requested or asked(), reporter.update)
         batches = make_batches(config, scale, scale_levels(config, scale, train_counts, inplace=True),
                                start, total - start)
         try:

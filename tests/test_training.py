@@ -57,6 +57,30 @@ def test_resume_is_exact(tiny_config, tiny_cubes, tmp_path, scale):
     np.testing.assert_allclose(_losses(tmp_path / "straight"), _losses(tmp_path / "split"), rtol=1e-4, atol=1e-6)
 
 
+def test_should_stop_checkpoints_then_resumes_exactly(tiny_config, tiny_cubes, tmp_path):
+    """A hook that turns true after 3 steps stops at step 3, between checkpoint boundaries (every 2),
+    with a checkpoint there; resuming to 4 equals 4 uninterrupted steps."""
+    from nbgan_app.training import train
+
+    asked = []
+
+    def after_three_steps():
+        asked.append(True)
+        return len(asked) >= 3
+
+    train(tiny_config, "2", tmp_path / "straight", steps=4, progress=False)
+    state = train(tiny_config, "2", tmp_path / "split", steps=4, progress=False, should_stop=after_three_steps)
+    assert state["state"] == "stopped" and state["step"] == 3 and len(asked) == 3
+    assert checkpoints.latest_checkpoint(tmp_path / "split")[0] == 3
+    assert train(tiny_config, "2", tmp_path / "split", steps=4, progress=False)["state"] == "finished"
+    step_a, vars_a = _variables(tmp_path / "straight")
+    step_b, vars_b = _variables(tmp_path / "split")
+    assert step_a == step_b == 4 and len(vars_a) == len(vars_b)
+    for a, b in zip(vars_a, vars_b):
+        np.testing.assert_array_equal(a, b)
+    assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
+
+
 def test_locked_run_is_refused(tiny_config, tiny_cubes, tmp_path):
     from nbgan_app.training import train
 

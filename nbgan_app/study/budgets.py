@@ -1,12 +1,10 @@
 """Training the study's models on equal budgets: wall-clock minutes or generator steps.
 
-A model trains with `training.train` to the step budget; a timer stops it when
-the wall-clock budget runs out by sending this process SIGTERM, which
-`train` handles gracefully (it stops at the next step boundary and
-checkpoints). The timer waits until train's own handler is installed, so a
-budget that ends during start-up never kills the process. The time counted
-is the whole `train` call (data loading and model building included), the
-same for every model.
+A model trains with `training.train` to the step budget; its `should_stop`
+hook, a deadline, stops it at the first step boundary after the wall-clock
+budget runs out (it checkpoints first). The time counted is the whole `train`
+call (data loading and model building included), the same for every model, so
+a budget spent during start-up still buys one step.
 
 A ledger (`ledger.json` in the study's run root) records each finished
 model's budget, time and steps, so a second `nbgan evaluate` reuses trained
@@ -17,16 +15,13 @@ with its whole budget.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-import signal
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from nbgan_app import rundir
 from nbgan_app.config import Config
@@ -83,42 +78,10 @@ def model_specs(config: Config, study: StudyConfig) -> list[ModelSpec]:
     return specs
 
 
-def _refuse_early_sigterm(signum, frame):
-    raise KeyboardInterrupt  # a SIGTERM from outside before train() took over: stop the study
-
-
-@contextlib.contextmanager
-def wall_clock_budget(seconds: float) -> Iterator[None]:
-    """Within the block, SIGTERM this process after `seconds`, once someone else handles SIGTERM.
-
-    Works only in the main thread (Python's rule for signal handlers); elsewhere it does
-    nothing, and the step budget alone applies. Restores the previous handlers on exit.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    signal.signal(signal.SIGTERM, _refuse_early_sigterm)
-    done = threading.Event()
-
-    def expire():
-        if done.wait(seconds):
-            return
-        while signal.getsignal(signal.SIGTERM) is _refuse_early_sigterm:
-            if done.wait(0.2):  # train() is still starting; its handler is not there yet
-                return
-        if not done.is_set():
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    timer = threading.Thread(target=expire, name="study-budget", daemon=True)
-    timer.start()
-    try:
-        yield
-    finally:
-        done.set()
-        timer.join()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def deadline(seconds: float) -> Callable[[], bool]:
+    """A `should_stop` for `train`: true once `seconds` have passed (monotonic clock) since this call."""
+    end = time.monotonic() + seconds
+    return lambda: time.monotonic() >= end
 
 
 def read_ledger(root: Path) -> dict:
@@ -138,11 +101,12 @@ def train_model(spec: ModelSpec, root: Path, progress: bool | None = None) -> di
         if spent >= spec.minutes * 60 or entry["steps"] >= spec.max_steps:
             raise InputError(f"model {spec.name} in {root} was already trained past this budget "
                              f"({entry['seconds']} s, {entry['steps']} steps); use a new --out")
-    started = time.time()
-    with wall_clock_budget(spec.minutes * 60 - spent):
-        state = train(spec.config, spec.scale, Path(root) / spec.name, steps=spec.max_steps, progress=progress)
-    seconds = time.time() - started
-    if state["state"] == "stopped" and seconds < spec.minutes * 60 - spent:
+    budget = spec.minutes * 60 - spent
+    started = time.monotonic()  # the deadline's clock, so a stop it caused always counts as spent
+    state = train(spec.config, spec.scale, Path(root) / spec.name, steps=spec.max_steps, progress=progress,
+                  should_stop=deadline(budget))
+    seconds = time.monotonic() - started
+    if state["state"] == "stopped" and seconds < budget:
         raise KeyboardInterrupt  # stopped by the user (Ctrl-C, SIGTERM), not by the budget
     entry = {"scale": spec.scale, "architecture": spec.config.model(spec.scale).architecture,
              "minutes": spec.minutes, "max_steps": spec.max_steps, "seconds": round(spent + seconds, 1),
