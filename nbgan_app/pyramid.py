@@ -1,4 +1,4 @@
-"""The resolution pyramid: block averaging down, constant-kernel up-sampling.
+"""The resolution pyramid: block averaging down (the models up-sample with `windows.upsample`).
 
 Levels are built in transformed space, as the released code does: I2 is the
 block mean of the transformed I1 by a factor per axis, and so on. Spatial axes
@@ -24,17 +24,3 @@ def block_mean(x: np.ndarray, factor: int, ndim: int = 3) -> np.ndarray:
     blocks = x.reshape(shape)
     return blocks.mean(axis=tuple(len(lead) + 2 * i + 1 for i in range(ndim)), dtype=np.float64).astype(x.dtype)
 
-
-def upsample(x: np.ndarray, factor: int, ndim: int = 3) -> np.ndarray:
-    """Repeat every voxel factor times along each of the last `ndim` axes (constant kernel)."""
-    for axis in range(x.ndim - ndim, x.ndim):
-        x = np.repeat(x, factor, axis=axis)
-    return x
-
-
-def build_levels(level1: np.ndarray, sizes: tuple[int, ...], ndim: int = 3) -> list[np.ndarray]:
-    """[I1, I2, I3] from transformed I1 cubes, for pyramid sides `sizes` (finest first)."""
-    levels = [level1]
-    for fine, coarse in zip(sizes, sizes[1:]):
-        levels.append(block_mean(levels[-1], fine // coarse, ndim))
-    return levels

@@ -160,11 +160,3 @@ def is_locked(run_dir: Path) -> bool:
             return True
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     return False
-
-
-def list_runs(root: Path) -> list[Path]:
-    """Run directories under `root` (those with a config.json), sorted by name."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / CONFIG).exists())

@@ -1,6 +1,6 @@
 """The variable values one WGAN-GP step works on, and the optimizer pair Keras's trainers see.
 
-The step is written once as a function of values. `_StepState` holds them:
+The step is written once as a function of values. `StepState` holds them:
 stateless (JAX: the values come in and go out as Keras's `state` tuple, the
 optimizers' `stateless_apply` and metrics' `stateless_update_state` make new
 values) or stateful (TensorFlow, PyTorch: values are read from the variables
