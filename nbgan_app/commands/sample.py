@@ -21,21 +21,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--n", type=int, required=True, help="number of cubes")
     parser.add_argument("--out", required=True, type=Path, help="output HDF5 file")
     parser.add_argument("--size", type=int, help="output side in voxels (default: the last run's level side)")
-    add_sampling_flags(parser)
+    add_sampling_flags(parser, resume_help="finish an interrupted run's output file (same chain, --n, --seed and "
+                                           "--order; the result is the file an uninterrupted run writes)")
     parser.set_defaults(func=run)
 
 
-def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags shared with `nbgan upscale`."""
+def add_sampling_flags(parser: argparse.ArgumentParser, resume_help: str) -> None:
+    """Flags shared with `nbgan upscale`; what --resume must keep differs between the two."""
     parser.add_argument("--order", choices=("wavefront", "raster"),
                         help="patch order (default: the run config's sample.order, wavefront)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--max-batch", type=int, help="most patches per generator call "
                                                       "(default: the run config's sample.max_batch)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true",
-                       help="finish an interrupted run's output file (same chain, --n, --seed and --order; "
-                            "the result is the file an uninterrupted run writes)")
+    group.add_argument("--resume", action="store_true", help=resume_help)
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 

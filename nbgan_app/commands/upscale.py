@@ -20,7 +20,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--from-fine", action="store_true",
                         help="the input is at the run's own resolution: block-average it (in transformed "
                              "space) by the run's factor first")
-    add_sampling_flags(parser)
+    add_sampling_flags(parser, resume_help="finish an interrupted upscale's output file: up-scale only the "
+                                           "patches not yet written (same --run and its checkpoint, --input, "
+                                           "--from-fine, --seed and --order; the result is the file an "
+                                           "uninterrupted upscale writes)")
     parser.set_defaults(func=run)
 
 
