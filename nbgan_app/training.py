@@ -162,7 +162,8 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
                     self.model.stop_training = True
                     return
                 if self.step % train.eval_every == 0 or self.step == total_steps:
-                    record.update(gan_evaluator(self.model, self.step))
+                    with self.model.sampling_weights():  # score what sampling will use
+                        record.update(gan_evaluator(self.model, self.step))
                 rundir.append_metrics(run_dir, record)
                 report(self.step, record)
                 self.model.reset_metrics()

@@ -124,3 +124,39 @@ def test_finest_level_is_transformed_in_place_only_when_asked(tiny_config):
     same = scale_levels(tiny_config, "1", counts, inplace=True)
     assert same is counts and np.allclose(same, forward(3.0, tiny_config.transform))
     assert scale_levels(tiny_config, "3", copy).shape == (2, 4, 4, 4)
+
+
+def test_generator_ema_resumes_exactly_and_is_what_checkpoints_sample(tiny_config, tiny_cubes, tmp_path):
+    """With train.generator_ema the averages resume exactly, and generator.keras holds the averages,
+    not the raw weights (which keep training)."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.training import train
+
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(
+        tiny_config.train, generator_ema=0.9, optimizer="adam"))
+    train(config, "2", tmp_path / "straight", steps=4, progress=False)
+    train(config, "2", tmp_path / "split", steps=2, progress=False)
+    train(config, "2", tmp_path / "split", steps=4, progress=False)
+    _, vars_a = _variables(tmp_path / "straight")
+    _, vars_b = _variables(tmp_path / "split")
+    for a, b in zip(vars_a, vars_b):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    from nbgan_app.training import build_compiled_gan
+
+    gan = build_compiled_gan(config, "2")
+    step, path = checkpoints.latest_checkpoint(tmp_path / "straight")
+    checkpoints.restore_checkpoint(path, gan)
+    saved = keras.saving.load_model(path / "generator.keras", compile=False)
+    averages = [keras.ops.convert_to_numpy(v) for v in gan.g_optimizer._model_variables_moving_average]
+    raw = [keras.ops.convert_to_numpy(v) for v in gan.generator.trainable_variables]
+    for s, a in zip(saved.trainable_variables, averages):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(s), a, rtol=1e-6, atol=1e-7)
+    assert any(np.abs(a - r).max() > 1e-6 for a, r in zip(averages, raw))
+    with gan.sampling_weights():
+        pass  # restores the raw weights on exit
+    for v, r in zip(gan.generator.trainable_variables, raw):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), r)
