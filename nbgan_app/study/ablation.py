@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgan_app.config import Config, parse_config, read_toml
+from nbgan_app.config import Config, parse_config, project_root, read_toml
 from nbgan_app.errors import InputError
+from nbgan_app.scales import of_section, scale as scale_of
 
 
 def override(table: dict, overrides: dict) -> dict:
@@ -42,9 +43,8 @@ def override(table: dict, overrides: dict) -> dict:
 
 
 def variant_config(base: Path, overrides: dict, steps: int) -> Config:
-    root = base.resolve().parent.parent if base.resolve().parent.name == "configs" else base.resolve().parent
     table = override(read_toml(base), {**overrides, "train.steps": steps})
-    return parse_config(table, root, base.resolve())
+    return parse_config(table, project_root(base), base.resolve())
 
 
 def fractional_errors(real: np.ndarray, fake: np.ndarray, box_size: float) -> dict:
@@ -70,7 +70,7 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
     side = config.level_size(scale)
     real = backward(level_of(config, evaluation, side), config.transform)
     coarse = None
-    if scale in ("2", "1"):
+    if scale_of(scale).conditional:
         coarse = level_of(config, evaluation[:n], side // config.factor(scale))
     fake, seconds = run_steps([step], n, seed, coarse)
     scores = fractional_errors(real, fake, box_size)
@@ -134,19 +134,17 @@ def read_plan(path: Path) -> dict:
     for key, variants in table.items():
         if key == "ablation":
             continue
-        if key not in SECTION_SCALES:
-            raise InputError(f"{path}: unknown section [[{key}]] (known: {', '.join(SECTION_SCALES)})")
+        if key not in SECTIONS:
+            raise InputError(f"{path}: unknown section [[{key}]] (known: {', '.join(SECTIONS)})")
         for v in variants:
             if "name" not in v or "segments" not in v:
                 raise InputError(f"{path}: every [[{key}]] variant needs name and segments")
         sections[key] = variants
-    root = Path(path).resolve().parent
-    root = root.parent if root.name == "configs" else root
-    return {"base": root / settings["base"], "eval_boxes": int(settings.get("eval_boxes", 32)),
+    return {"base": project_root(path) / settings["base"], "eval_boxes": int(settings.get("eval_boxes", 32)),
             "n_fake": int(settings.get("n_fake", 32)), "sections": sections}
 
 
-SECTION_SCALES = {"m3": "3", "m2": "2", "m1": "1"}
+SECTIONS = ("m3", "m2", "m1")  # the models an ablation varies (Mu is the uni-scale comparison only)
 
 
 def run_plan(path: Path, out: Path, sections: list[str] | None = None, log=print) -> dict:
@@ -159,7 +157,7 @@ def run_plan(path: Path, out: Path, sections: list[str] | None = None, log=print
             raise InputError(f"{path}: no [[{section}]] variants")
         for v in plan["sections"][section]:
             results[(section, v["name"])] = run_variant(
-                plan["base"], v["name"], v.get("overrides", {}), SECTION_SCALES[section], v["segments"],
+                plan["base"], v["name"], v.get("overrides", {}), of_section(section).name, v["segments"],
                 Path(out) / section, evaluation, box_size, plan["n_fake"], log=log)
     return results
 
