@@ -3,12 +3,20 @@
 Levels are built in transformed space, as the released code does: I2 is the
 block mean of the transformed I1 by a factor per axis, and so on. Spatial axes
 are the last `ndim` axes of an array (ndim = 2 or 3); leading axes (a batch)
-are carried through.
+are carried through. `level_of` is the one way counts become a level, for
+training, in-training evaluation, the study, `nbgan upscale --from-fine` and
+the dashboard alike, so a model is always conditioned and scored on exactly
+what it was trained on.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from nbgan_app.config import Config
 
 
 def block_mean(x: np.ndarray, factor: int, ndim: int = 3) -> np.ndarray:
@@ -24,3 +32,30 @@ def block_mean(x: np.ndarray, factor: int, ndim: int = 3) -> np.ndarray:
     blocks = x.reshape(shape)
     return blocks.mean(axis=tuple(len(lead) + 2 * i + 1 for i in range(ndim)), dtype=np.float64).astype(x.dtype)
 
+
+def level_of(config: Config, counts: np.ndarray, side: int, *, inplace: bool = False) -> np.ndarray:
+    """The pyramid level of `side` voxels per axis of count cubes: forward transform, then block mean.
+
+    Args:
+        config: its `transform` maps counts to the models' space.
+        counts: (N, S, ..., S) counts >= 0, d = 2 or 3 spatial axes; S is a
+            multiple of `side` (S is usually the full resolution `pyramid.sizes[0]`).
+        side: voxels per axis of the level, e.g. `Scale.side(config.pyramid)`.
+        inplace: at side == S, write the transformed cubes over `counts`
+            (float32) instead of a copy, so the paper's 30 cubes of 256^3 take
+            2 GB of host memory, not 4.
+
+    Returns (N, side, ..., side) float32 in transformed space. Cubes are
+    transformed one at a time, so the float64 intermediate is one cube.
+    """
+    from nbgan_app.transforms import forward
+
+    ndim = counts.ndim - 1
+    full = counts.shape[-1]
+    if full % side:
+        raise ValueError(f"Expected a side dividing {full}. Received: side={side}")
+    factor = full // side
+    out = counts if factor == 1 and inplace else np.empty((len(counts),) + (side,) * ndim, np.float32)
+    for i, cube in enumerate(counts):
+        out[i] = block_mean(forward(cube, config.transform), factor, ndim)
+    return out

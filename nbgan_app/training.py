@@ -57,19 +57,13 @@ def use_jit(config: Config) -> bool:
 
 
 def scale_levels(config: Config, scale: str, counts: np.ndarray, inplace: bool = False) -> np.ndarray:
-    """Transformed cubes at the scale's level (N, S, S, S) float32, made cube by cube.
+    """Transformed cubes at the scale's level (N, S, S, S) float32: `pyramid.level_of` at the scale's side.
 
-    With `inplace`, the finest level overwrites `counts` (float32) instead of
-    copying it, so the paper's 30 cubes of 256^3 take 2 GB of host memory, not 4.
+    With `inplace`, the finest level overwrites `counts` (float32) instead of copying it.
     """
-    from nbgan_app.pyramid import block_mean
-    from nbgan_app.transforms import forward
+    from nbgan_app.pyramid import level_of
 
-    factor = config.pyramid.sizes[0] // config.level_size(scale)
-    out = counts if factor == 1 and inplace else np.empty((len(counts),) + (config.level_size(scale),) * 3, np.float32)
-    for i, cube in enumerate(counts):
-        out[i] = block_mean(forward(cube, config.transform), factor)
-    return out
+    return level_of(config, counts, config.level_size(scale), inplace=inplace)
 
 
 def make_batches(config: Config, scale: str, levels: np.ndarray, first_step: int, steps: int):

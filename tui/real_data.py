@@ -108,7 +108,7 @@ def _find_level_cube(run_dir: Path) -> np.ndarray | str:
 
 def _load_level(config, path: Path, scale: str, box_size: float | None) -> np.ndarray | str:
     from nbgan_app.cubes import load_cubes
-    from nbgan_app.evaluation import level_of
+    from nbgan_app.pyramid import level_of
     from nbgan_app.transforms import backward
 
     try:

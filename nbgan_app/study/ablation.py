@@ -61,7 +61,7 @@ def fractional_errors(real: np.ndarray, fake: np.ndarray, box_size: float) -> di
 def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float, n: int,
               seed: int = 0) -> dict:
     """Errors of the run's latest checkpoint against the evaluation counts at the scale's level."""
-    from nbgan_app.evaluation import level_of
+    from nbgan_app.pyramid import level_of
     from nbgan_app.study.generate import load_step, run_steps
     from nbgan_app.transforms import backward
 

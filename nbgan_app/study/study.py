@@ -32,7 +32,7 @@ import numpy as np
 
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
-from nbgan_app.evaluation import level_of
+from nbgan_app.pyramid import level_of
 from nbgan_app.stats.scores import FLOOR_MIN
 from nbgan_app.study import budgets, generate, mock
 from nbgan_app.study.settings import StudyConfig
