@@ -2,15 +2,16 @@
 
 Every `train.eval_every` steps the trainer generates `train.eval_samples`
 cubes at the scale's level and scores them against the held-out real cubes at
-that level (the pyramid's block means, mapped back to counts):
+that level (`pyramid.level_of`, mapped back to counts), with the chain
+`nbgan sample` runs (`sampling.sample_in_memory`):
 - M3 draws whole cubes from latents;
 - M2 and M1 up-scale the held-out cubes' coarser level, patch by patch (the
-  thesis's conditional evaluation), with the same sampler `nbgan sample` uses;
+  thesis's conditional evaluation, as `nbgan upscale --from-fine`);
 - Mu generates the level patch by patch from nothing.
 The samples (counts) go to samples/latest.h5, their statistics and the real
 ones to samples/latest_stats.json, and the scores into the metrics record.
-Latents come from NumPy generators keyed by (seed, step), not from the GAN's
-own seed state, so evaluating never changes what training draws next.
+Latents come from `sampling.noise` keyed by a seed of (train.seed, step), not
+from the GAN's own seed state, so evaluating never changes what training draws next.
 """
 
 from __future__ import annotations
@@ -21,94 +22,40 @@ import numpy as np
 
 from nbgan_app import rundir, scales
 from nbgan_app.config import Config
-from nbgan_app.scales import Scale
 from nbgan_app.cubes import write_cube
-from nbgan_app.pyramid import block_mean
-from nbgan_app.transforms import backward, forward
-
-
-class ArrayTarget:
-    """An in-memory level (N, S...) for the patch sampler (the file-backed one is `sampling.writer`)."""
-
-    def __init__(self, n_cubes: int, side: int, patch: int, ndim: int = 3):
-        from nbgan_app.sampling.writer import DatasetSpec
-
-        self.spec = DatasetSpec("data", side, patch, ndim)
-        self.values = np.zeros((n_cubes,) + (side,) * ndim, np.float32)
-        self._done = np.zeros((self.spec.n,) * ndim, bool)
-
-    def _region(self, cube, index):
-        p = self.spec.patch
-        return (cube,) + tuple(slice(i * p, (i + 1) * p) for i in index)
-
-    def write(self, cube, index, values):
-        self.values[self._region(cube, index)] = values
-
-    def read(self, cube, index):
-        return self.values[self._region(cube, index)]
-
-    def is_done(self, index):
-        return bool(self._done[index])
-
-    def mark_done(self, indices):
-        for index in indices:
-            self._done[index] = True
-
-
-def generator_callable(generator):
-    """numpy in, numpy out, inference mode."""
-    from keras import ops
-
-    return lambda x: ops.convert_to_numpy(generator(x, training=False))
-
-
-def level_of(config: Config, counts: np.ndarray, side: int) -> np.ndarray:
-    """Transformed cubes block-averaged to `side` voxels per axis."""
-    return block_mean(forward(counts, config.transform), config.pyramid.sizes[0] // side)
-
-
-def generate_level(config: Config, scale: str | Scale, generator, held_out: np.ndarray, n: int,
-                   seed: int) -> np.ndarray:
-    """`n` transformed cubes at the scale's level (see module docstring)."""
-    from nbgan_app.sampling.sampler import PatchSampler
-
-    scale = scales.scale(scale)
-    side = scale.side(config.pyramid)
-    call = generator_callable(generator)
-    if scale.whole_cube:
-        latent_dim = generator.input_shape[-1]
-        latent = np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
-        return call(latent)[..., 0]
-    target = ArrayTarget(n, side, config.pyramid.patch)
-    coarse = None
-    factor = scale.factor(config.pyramid)
-    if scale.conditional:
-        coarse = level_of(config, held_out[:n], side // factor)
-    sampler = PatchSampler(call, order="wavefront", max_batch=config.sample.max_batch, seed=seed, factor=factor)
-    sampler.sample(target, n, coarse)
-    return target.values
+from nbgan_app.pyramid import level_of
+from nbgan_app.scales import Scale
+from nbgan_app.transforms import backward
 
 
 class Evaluator:
     """Called by the training monitor with (gan, step); returns the scores to log."""
 
     def __init__(self, config: Config, scale: str | Scale, held_out: np.ndarray, box_size: float, run_dir: Path):
+        from nbgan_app.sampling.chain import RunInfo, plan_chain
+
         self.config, self.scale, self.box_size = config, scales.scale(scale), box_size
-        self.held_out = held_out
         self.samples = Path(run_dir) / rundir.SAMPLES
         side = self.scale.side(config.pyramid)
         self.real = backward(level_of(config, held_out, side), config.transform)
         # an up-scaler conditions each sample on one held-out cube, so it makes no more than there are
         self.n = (min(config.train.eval_samples, len(held_out)) if self.scale.conditional
                   else config.train.eval_samples)
+        self.plans = plan_chain([RunInfo(Path(run_dir), self.scale.name, config)],
+                                given_input=self.scale.conditional)
+        self.given = level_of(config, held_out[:self.n], self.plans[0].side) if self.scale.conditional else None
 
     def __call__(self, gan, step: int) -> dict:
+        from nbgan_app.sampling.chain import sample_in_memory
+        from nbgan_app.sampling.runs import keras_generator
         from nbgan_app.stats.scores import compare
         from nbgan_app.stats.summary import summary
 
         seed = self.config.train.seed * 1_000_003 + step
-        fake = backward(generate_level(self.config, self.scale, gan.generator, self.held_out, self.n, seed),
-                        self.config.transform)
+        generators = [None] * (len(self.plans) - 1) + [keras_generator(gan.generator)]
+        level = sample_in_memory(self.plans, generators, self.n, given=self.given, seed=seed, order="wavefront",
+                                 max_batch=self.config.sample.max_batch)
+        fake = backward(level, self.config.transform)
         self.samples.mkdir(exist_ok=True)
         write_cube(self.samples / rundir.LATEST_SAMPLES, fake, self.box_size, overwrite=True, step=step)
         stats = {"step": step, "real": summary(self.real, self.box_size), "fake": summary(fake, self.box_size)}

@@ -126,6 +126,35 @@ def test_finest_level_is_transformed_in_place_only_when_asked(tiny_config):
     assert scale_levels(tiny_config, "3", copy).shape == (2, 4, 4, 4)
 
 
+def test_evaluation_upscales_as_nbgan_upscale_does_and_leaves_the_seed_state(tiny_config, tiny_cubes, tiny_runs,
+                                                                             tmp_path):
+    """The monitor's M1 samples are `nbgan upscale --from-fine` of the held-out cubes with the step's seed."""
+    import h5py
+    import keras
+
+    from nbgan_app.cli import main
+    from nbgan_app.cubes import load_cubes, write_cube
+    from nbgan_app.dataset import split_dataset
+    from nbgan_app.evaluation import Evaluator
+    from nbgan_app.training import build_compiled_gan
+
+    gan = build_compiled_gan(tiny_config, "1")
+    checkpoints.restore_checkpoint(checkpoints.latest_checkpoint(tiny_runs["1"])[1], gan)
+    _, held_out = split_dataset(tiny_config, tiny_cubes)
+    seed_state = keras.ops.convert_to_numpy(gan.seed_generator.state.value)
+    (tmp_path / "run").mkdir()
+    Evaluator(tiny_config, "1", held_out, 64.0, tmp_path / "run")(gan, 5)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(gan.seed_generator.state.value), seed_state)
+
+    fake, _ = load_cubes([tmp_path / "run" / rundir.SAMPLES / rundir.LATEST_SAMPLES])
+    write_cube(tmp_path / "held.h5", held_out[:len(fake)], 64.0)
+    seed = tiny_config.train.seed * 1_000_003 + 5
+    assert main(["upscale", "--run", str(tiny_runs["1"]), "--input", str(tmp_path / "held.h5"), "--from-fine",
+                 "--seed", str(seed), "--order", "wavefront", "--out", str(tmp_path / "up.h5"), "--quiet"]) == 0
+    with h5py.File(tmp_path / "up.h5", "r") as f:
+        np.testing.assert_array_equal(f["data"][()], fake)
+
+
 def test_generator_ema_resumes_exactly_and_is_what_checkpoints_sample(tiny_config, tiny_cubes, tmp_path):
     """With train.generator_ema the averages resume exactly, and generator.keras holds the averages,
     not the raw weights (which keep training)."""

@@ -16,6 +16,7 @@ import pytest
 
 from nbgan_app.pyramid import block_mean
 from nbgan_app.sampling import noise
+from nbgan_app.sampling.levels import ArrayTarget
 from nbgan_app.sampling.sampler import PatchSampler
 from nbgan_app.training_data import cut_window
 from nbgan_app.windows import split_window
@@ -44,31 +45,6 @@ class _LookupGenerator:
         return np.stack(out)
 
 
-class _Target:
-    """A minimal in-memory level for the sampler."""
-
-    def __init__(self, n, side, patch, ndim):
-        from nbgan_app.sampling.writer import DatasetSpec
-
-        self.spec = DatasetSpec("data", side, patch, ndim)
-        self.values = np.zeros((n,) + (side,) * ndim, np.float32)
-
-    def _region(self, cube, index):
-        return (cube,) + tuple(slice(i * self.spec.patch, (i + 1) * self.spec.patch) for i in index)
-
-    def write(self, cube, index, values):
-        self.values[self._region(cube, index)] = values
-
-    def read(self, cube, index):
-        return self.values[self._region(cube, index)]
-
-    def is_done(self, index):
-        return False
-
-    def mark_done(self, indices):
-        pass
-
-
 @pytest.mark.backends
 @pytest.mark.parametrize("ndim,side,patch,factor,order", [
     (3, 16, 4, 2, "wavefront"), (3, 16, 8, 4, "raster"), (2, 32, 8, 2, "wavefront"), (3, 8, 4, None, "raster")])
@@ -78,7 +54,7 @@ def test_every_training_context_equals_the_sampler_context(ndim, side, patch, fa
     coarse = block_mean(cubes, factor, ndim) if factor else None
     seed, level = 5, 1
     generator = _LookupGenerator(cubes, patch, seed, level)
-    target = _Target(len(cubes), side, patch, ndim)
+    target = ArrayTarget(len(cubes), side, patch, ndim)
     PatchSampler(generator, order=order, max_batch=7, seed=seed, level=level, factor=factor).sample(
         target, len(cubes), coarse)
     np.testing.assert_array_equal(target.values, cubes)  # the lookup really rebuilt the cubes

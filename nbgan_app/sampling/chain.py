@@ -1,12 +1,14 @@
-"""A chain of levels, coarsest first, and running it into one sample file.
+"""A chain of levels, coarsest first, and running it into one sample file or into memory.
 
 The coarsest level is made whole by M3 (from a latent vector per cube) or, for
 sizes beyond what M3 makes whole, patch by patch by a uni-scale model Mu
 (neighbours and latent only). Each following level is an up-scaler (M2, M1)
-conditioned on the level before it, which it reads back from the file.
+conditioned on the level before it, which it reads back from the file (or array).
 `plan_chain` turns the runs' scales and configs into sides and patch sizes
-and rejects chains that do not fit together (InputError); `run_chain` fills
-the file level by level.
+and rejects chains that do not fit together (InputError); its level numbers
+key the noise, so every caller that plans through it draws the same cubes.
+`run_chain` makes the levels one by one with `levels.make_level`, into a
+sample file or, through `sample_in_memory`, into arrays.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from nbgan_app import scales
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
-from nbgan_app.sampling.sampler import PatchSampler, sample_whole
+from nbgan_app.sampling.levels import ArrayLevels, LevelPlan, give_level, make_level
 from nbgan_app.sampling.writer import DatasetSpec, SampleFile
 
 
@@ -29,28 +33,6 @@ class RunInfo:
     path: Path
     scale: str
     config: Config
-
-
-@dataclass(frozen=True)
-class LevelPlan:
-    """One level of a chain: what to make and with which model.
-
-    Attributes:
-        level: 3 (coarsest) .. 1 (finest); keys the noise and names `levels/<level>`.
-        side: voxels per axis of this level's cubes.
-        patch: patch side (== side for a whole-cube model).
-        factor: side / coarse side of the conditioning level, None without one (M3, Mu).
-        latent_dim: latent vector length of a whole-cube model, else None.
-        run: the run providing the generator, None for a given input level.
-    """
-
-    level: int
-    side: int
-    patch: int
-    factor: int | None
-    latent_dim: int | None
-    run: RunInfo | None
-    name: str = ""
 
 
 def _check_consistent(runs: list[RunInfo]) -> None:
@@ -127,14 +109,15 @@ def dataset_specs(plans: list[LevelPlan], ndim: int = 3) -> list[DatasetSpec]:
             for p in plans]
 
 
-def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_file: SampleFile,
-              n_cubes: int, *, seed: int = 0, order: str = "wavefront", max_batch: int = 64,
-              to_counts: Callable | None = None, progress: Callable | None = None) -> dict:
+def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_file: SampleFile | ArrayLevels,
+              n_cubes: int, *, given: np.ndarray | None = None, seed: int = 0, order: str = "wavefront",
+              max_batch: int = 64, to_counts: Callable | None = None, progress: Callable | None = None) -> dict:
     """Make every level of `plans` into `sample_file` (levels already flagged done are skipped).
 
     The last level goes to `data` through `to_counts` (the backward
-    transform); coarser levels stay in transformed space. A plan without a
-    run is a given input that the caller wrote beforehand. Returns the
+    transform); coarser levels stay in transformed space. A first plan
+    without a run is a given input: `given` (N, S, ..., S) in transformed
+    space, or None where the caller wrote it beforehand. Returns the
     generator calls per level name. A resume must use the same `order`
     (it keys the frontier of `data`, writer.LevelTarget).
     """
@@ -143,15 +126,26 @@ def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_
         last = k == len(plans) - 1
         target = sample_file.target(plan.name, to_counts if last else None, order)
         if plan.run is None:
+            if given is not None:
+                give_level(target, given)
             continue
-        if plan.latent_dim is not None:
-            calls[plan.name] = sample_whole(generator, target, n_cubes, plan.latent_dim, seed=seed,
-                                            level=plan.level, max_batch=max_batch, progress=progress)
-            continue
-        coarse = sample_file.h5[plans[k - 1].name] if plan.factor is not None else None
-        sampler = PatchSampler(generator, order=order, max_batch=max_batch, seed=seed, level=plan.level,
-                               factor=plan.factor, progress=progress)
-        sampler.sample(target, n_cubes, coarse)
-        calls[plan.name] = sampler.calls
+        coarse = sample_file.dataset(plans[k - 1].name) if plan.factor is not None else None
+        calls[plan.name] = make_level(plan, generator, target, n_cubes, coarse=coarse, seed=seed, order=order,
+                                      max_batch=max_batch, progress=progress)
     sample_file.finish()
     return calls
+
+
+def sample_in_memory(plans: list[LevelPlan], generators: list[Callable | None], n_cubes: int, *,
+                     given: np.ndarray | None = None, seed: int = 0, order: str = "wavefront",
+                     max_batch: int = 64, progress: Callable | None = None) -> np.ndarray:
+    """The last level of `plans` for cubes 0 .. n_cubes-1, (N, S, ..., S) float32 in transformed space.
+
+    The cubes `nbgan sample` writes for the same plans, generators and seed
+    (before its backward transform), without a file. `given` is the first
+    level of a chain planned with `given_input`.
+    """
+    levels = ArrayLevels(dataset_specs(plans), n_cubes)
+    run_chain(plans, generators, levels, n_cubes, given=given, seed=seed, order=order, max_batch=max_batch,
+              progress=progress)
+    return levels.dataset(plans[-1].name)

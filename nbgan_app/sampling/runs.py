@@ -15,6 +15,7 @@ import numpy as np
 from nbgan_app.errors import InputError
 from nbgan_app.run_setup import read_run
 from nbgan_app.sampling.chain import RunInfo
+from nbgan_app.sampling.sampler import to_numpy
 
 
 def load_run(path: str | Path) -> RunInfo:
@@ -37,11 +38,13 @@ def checkpoint_of(run: RunInfo) -> tuple[int, Path]:
 
 
 def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
-    """A Keras generator as the sampler's callable: one inference call per batch, NumPy out."""
-    from keras import ops
+    """A Keras generator as `levels.make_level` calls it: one inference call per batch, float32 NumPy out.
 
+    The one wrapper for trained (`load_generator`) and in-training
+    (`evaluation.Evaluator`) generators alike, called with training=False.
+    """
     def generate(x: np.ndarray) -> np.ndarray:
-        return ops.convert_to_numpy(model(x, training=False))
+        return to_numpy(model(x, training=False))
 
     return generate
 

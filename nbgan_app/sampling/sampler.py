@@ -11,7 +11,7 @@ uses. Generator input = concat([latent (B, p..., 1), context], -1); output
 `max_batch` (cube, patch) pairs of a wave, so a wavefront walk of a 3-D grid
 makes 3n - 2 calls when `max_batch` holds a whole wave of all N cubes.
 
-A whole-cube level (M3) maps (B, latent_dim) latents to (B, s..., 1) cubes.
+Whole-cube levels (M3) are made by `levels.make_level`, which picks between the two.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ Progress = Callable[[int, int, int], None]  # (wave, waves, level)
 
 
 def to_numpy(x) -> np.ndarray:
-    """A generator's output (NumPy array or backend tensor) as float32 NumPy."""
+    """A NumPy array or backend tensor (a generator's output, a `split_window` context) as float32 NumPy."""
     if not isinstance(x, np.ndarray):
         from keras import ops
 
@@ -106,24 +106,3 @@ class PatchSampler:
         if y.shape != expected:
             raise ValueError(f"Expected generator output of shape {expected}. Received: shape={y.shape}")
         return y[..., 0]
-
-
-def sample_whole(generator: Generator, target, n_cubes: int, latent_dim: int, *, seed: int = 0,
-                 level: int = 3, max_batch: int = 64, progress: Progress | None = None) -> int:
-    """Fill a whole-cube level (M3): latents (B, latent_dim) -> cubes (B, s..., 1). Returns the call count."""
-    index = (0,) * target.spec.ndim
-    calls = 0
-    if not target.is_done(index):
-        for chunk in _chunks(list(range(n_cubes)), max_batch):
-            latent = np.stack([noise.cube_latent(seed, level, cube, latent_dim) for cube in chunk])
-            cubes = to_numpy(generator(latent))
-            calls += 1
-            expected = (len(chunk),) + (target.spec.side,) * target.spec.ndim + (1,)
-            if cubes.shape != expected:
-                raise ValueError(f"Expected generator output of shape {expected}. Received: shape={cubes.shape}")
-            for cube, values in zip(chunk, cubes):
-                target.write(cube, index, values[..., 0])
-        target.mark_done([index])
-    if progress is not None:
-        progress(1, 1, level)
-    return calls

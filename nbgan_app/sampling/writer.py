@@ -75,6 +75,11 @@ class DatasetSpec:
         return self.patch if self.patch < self.side else math.gcd(self.side, 32)
 
 
+def patch_region(cube: int, index: Index, patch: int) -> tuple:
+    """The (cube, slices...) region of patch `index` of cube `cube` in an (N, S, ..., S) array."""
+    return (cube,) + tuple(slice(i * patch, (i + 1) * patch) for i in index)
+
+
 class LevelTarget:
     """One dataset as the sampler sees it: patches in transformed space, per-patch done flags.
 
@@ -92,23 +97,19 @@ class LevelTarget:
         self.frontier = sample_file.h5[spec.frontier_name] if spec.frontier else None
         self._done = np.asarray(self.flags[()], dtype=bool)
 
-    def _region(self, cube: int, index: Index) -> tuple:
-        p = self.spec.patch
-        return (cube,) + tuple(slice(i * p, (i + 1) * p) for i in index)
-
     def _ring(self, cube: int, index: Index) -> tuple:
         slot, position = frontier_key(index, self.order)
         return (slot, cube) + position
 
     def write(self, cube: int, index: Index, values: np.ndarray) -> None:
-        self.dataset[self._region(cube, index)] = np.asarray(self.to_file(values), np.float32)
+        self.dataset[patch_region(cube, index, self.spec.patch)] = np.asarray(self.to_file(values), np.float32)
         if self.frontier is not None and dependents(index, self.spec.n):
             self.frontier[self._ring(cube, index)] = values
 
     def read(self, cube: int, index: Index) -> np.ndarray:
         if self.frontier is not None:
             return np.asarray(self.frontier[self._ring(cube, index)], np.float32)
-        return np.asarray(self.dataset[self._region(cube, index)], np.float32)
+        return np.asarray(self.dataset[patch_region(cube, index, self.spec.patch)], np.float32)
 
     def is_done(self, index: Index) -> bool:
         return bool(self._done[index])
@@ -188,6 +189,10 @@ class SampleFile:
     @property
     def complete(self) -> bool:
         return bool(self.h5.attrs.get("complete", False))
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        """The stored level `name`, as the next level of a chain reads its coarse windows from it."""
+        return self.h5[name]
 
     def target(self, name: str, to_file: Transform | None = None, order: str = "wavefront") -> LevelTarget:
         """The dataset `name` for the sampler; `order` keys its frontier ring (a resume must keep it)."""
