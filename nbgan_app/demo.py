@@ -56,20 +56,20 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
 def _sample(config: Config, runs: dict[str, Path], out: Path, console) -> Path:
     import h5py
 
-    from nbgan_app.cli import main as nbgan
+    from nbgan_app.sampling import sample_chain
+    from nbgan_app.sampling.progress import WaveReporter
 
     path = out / "samples.h5"
-    chain = ",".join(str(runs[s.name]) for s in scales.CHAIN)
-    args = ["sample", "--chain", chain, "--n", str(config.demo.samples), "--out", str(path), "--seed", "1"]
-    if path.exists():
+    resume = path.exists()
+    if resume:
         with h5py.File(path, "r") as f:
             if bool(f.attrs.get("complete", False)):
                 console.print(f"reusing {path}")
                 return path
-        args.append("--resume")
-    code = nbgan(args)
-    if code:
-        raise SystemExit(code)
+    with WaveReporter() as progress:
+        result = sample_chain([runs[s.name] for s in scales.CHAIN], config.demo.samples, path, seed=1,
+                              resume=resume, progress=progress)
+    print(result.summary())
     return path
 
 

@@ -29,8 +29,8 @@ def _dir_config(data: Path, box_size: float | None):
 
 
 def test_box_size_precedence_is_the_same_for_training_and_sampling(tmp_path, tiny_config, tiny_cubes):
-    from nbgan_app.commands.sample import box_size_of
     from nbgan_app.dataset import load_dataset
+    from nbgan_app.sampling.api import box_size_of
     from nbgan_app.sampling.chain import RunInfo
 
     rng = np.random.default_rng(0)

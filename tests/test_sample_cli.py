@@ -124,6 +124,47 @@ def test_upscale_real_held_out_cubes(tiny_runs, tiny_config, tiny_cubes, tmp_pat
     np.testing.assert_allclose(read(tmp_path / "up2.h5")[0], data, rtol=1e-3, atol=1e-3)
 
 
+def test_one_latent_scheme_in_memory_and_in_files(tiny_runs, tiny_config, tiny_cubes, tmp_path, monkeypatch):
+    """make_level into arrays, the study's chains and `nbgan sample`/`upscale` make the same cubes, bit for bit."""
+    from nbgan_app import presets
+    from nbgan_app.cubes import write_cube
+    from nbgan_app.dataset import split_dataset
+    from nbgan_app.pyramid import level_of
+    from nbgan_app.sampling import load_chain, make_level
+    from nbgan_app.sampling.levels import ArrayTarget
+    from nbgan_app.sampling.runs import load_generator
+    from nbgan_app.study.generate import load_step, run_steps
+    from nbgan_app.transforms import backward
+
+    names = ("3", "2", "1")
+    shipped = presets.Preset("tiny-preset", tiny_runs["3"].parent, {"chain": [tiny_runs[s].name for s in names]})
+    monkeypatch.setattr(presets, "get_preset", lambda name, root: shipped if name == shipped.name else None)
+    args = ["--n", "3", "--seed", "7", "--max-batch", "5", "--quiet"]
+    assert main(["sample", "--chain", shipped.name, "--out", str(tmp_path / "f.h5")] + args) == 0
+    data, attrs, levels = read(tmp_path / "f.h5")
+    assert json.loads(attrs["runs"]) == [str(tiny_runs[s].resolve()) for s in names]
+
+    chain = load_chain([tiny_runs[s] for s in names])
+    made = []
+    for plan in chain.plans:
+        target = ArrayTarget(3, plan.side, plan.patch)
+        make_level(plan, load_generator(plan.run), target, 3, coarse=made[-1] if made else None, seed=7, max_batch=5)
+        made.append(target.values)
+    np.testing.assert_array_equal(made[0], levels["3"])
+    np.testing.assert_array_equal(made[1], levels["2"])
+    np.testing.assert_array_equal(backward(made[2], tiny_config.transform), data)
+    fake, _ = run_steps([load_step(tiny_runs[s]) for s in names], 3, 7, max_batch=5)
+    np.testing.assert_array_equal(fake, data)
+
+    # a chain that starts from given cubes: the ablation's scoring and `nbgan upscale --from-fine`
+    _, held_out = split_dataset(tiny_config, tiny_cubes)
+    write_cube(tmp_path / "held.h5", held_out, 64.0)
+    assert main(["upscale", "--run", str(tiny_runs["1"]), "--input", str(tmp_path / "held.h5"), "--from-fine",
+                 "--seed", "7", "--out", str(tmp_path / "up.h5"), "--quiet"]) == 0
+    fake, _ = run_steps([load_step(tiny_runs["1"])], len(held_out), 7, level_of(tiny_config, held_out, 8))
+    np.testing.assert_array_equal(fake, read(tmp_path / "up.h5")[0])
+
+
 @pytest.fixture(scope="module")
 def bad_runs(tiny_runs, tmp_path_factory):
     """Copies of the tiny M1 run: without checkpoint, and with another transform, patch or level sizes."""

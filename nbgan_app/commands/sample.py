@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from nbgan_app.errors import InputError
@@ -17,7 +16,7 @@ def add_parser(subparsers) -> None:
                                    "(N, S, S, S) holds counts; coarser levels are kept under levels/.")
     parser.add_argument("--chain", required=True, metavar="RUN3,RUN2,RUN1",
                         help="run directories, coarsest first: M3 (or a uni-scale run for sizes beyond "
-                             "what M3 makes whole), then the up-scalers")
+                             "what M3 makes whole), then the up-scalers; or a preset name (nbgan presets)")
     parser.add_argument("--n", type=int, required=True, help="number of cubes")
     parser.add_argument("--out", required=True, type=Path, help="output HDF5 file")
     parser.add_argument("--size", type=int, help="output side in voxels (default: the last run's level side)")
@@ -45,63 +44,17 @@ def check_counts_args(args, **values) -> None:
             raise InputError(f"--{name.replace('_', '-')}: expected >= 1. Received: {value}")
 
 
-def box_size_of(run, side: int) -> float | None:
-    """Box side in Mpc/h of a cube of `side` voxels at the resolution the run was trained at.
-
-    None when the run's config states no box size (its data files carried it).
-    """
-    box = run.config.data.declared_box_size()
-    return None if box is None else box * side / run.config.level_size(run.scale)
-
-
-def execute(args, runs, plans, attrs: dict, write_input=None) -> int:
-    """Load generators, open the file, run the chain; shared by `sample` and `upscale`."""
-    from nbgan_app import transforms
-    from nbgan_app.sampling.chain import dataset_specs, run_chain
-    from nbgan_app.sampling.progress import WaveReporter
-    from nbgan_app.sampling.runs import checkpoint_of, load_generator
-    from nbgan_app.sampling.writer import SampleFile
-
-    config = runs[-1].config
-    order = args.order or config.sample.order
-    max_batch = args.max_batch or config.sample.max_batch
-    steps = [checkpoint_of(r)[0] for r in runs]  # InputError before anything is written
-    generators = [load_generator(p.run) if p.run is not None else None for p in plans]
-    box = box_size_of(runs[-1], plans[-1].side)
-    attrs = {**attrs, "runs": [str(r.path.resolve()) for r in runs], "checkpoint_steps": steps,
-             "scales": [r.scale for r in runs], "seed": args.seed, "n_cubes": args.n,
-             "transform": config.transform.__dict__, "order": order, "max_batch": max_batch,
-             **({"box_size": box} if box is not None else {})}
-    checked = tuple(k for k in attrs if k != "max_batch")  # the order keys the resume frontier
-    started = time.time()
-    with SampleFile(args.out, dataset_specs(plans), args.n, attrs, overwrite=args.overwrite,
-                    resume=args.resume, checked=checked) as out, WaveReporter(False if args.quiet else None) as rep:
-        if args.resume and out.complete:
-            print(f"{args.out} is already complete")
-            return 0
-        if box is not None:
-            out.h5["data"].attrs["box_size"] = box
-        if write_input is not None:
-            write_input(out)
-        calls = run_chain(plans, generators, out, args.n, seed=args.seed, order=order, max_batch=max_batch,
-                          to_counts=lambda y: transforms.backward(y, config.transform), progress=rep)
-    side = plans[-1].side
-    print(f"wrote {args.out}: {args.n} cubes of {side}^3 in {time.time() - started:.1f} s "
-          f"({order}, generator calls {sum(calls.values())})")
-    return 0
-
-
 def run(args) -> int:
-    from nbgan_app.sampling.chain import plan_chain
-    from nbgan_app.sampling.runs import load_run
+    from nbgan_app.sampling import load_chain, sample_chain
+    from nbgan_app.sampling.progress import WaveReporter
 
     check_counts_args(args, n=args.n, size=args.size, max_batch=args.max_batch)
-    paths = [p for p in args.chain.split(",") if p]
-    if not paths:
-        raise InputError(f"--chain: expected run directories separated by commas. Received: {args.chain!r}")
-    runs = [load_run(p) for p in paths]
-    plans = plan_chain(runs, args.size)
+    chain = load_chain(args.chain, args.size)
     if sys.stderr.isatty() and not args.quiet:
-        print(f"sampling {args.n} cubes of {plans[-1].side}^3 through levels "
-              f"{', '.join(str(p.level) for p in plans)}", file=sys.stderr)
-    return execute(args, runs, plans, {"command": "sample"})
+        print(f"sampling {args.n} cubes of {chain.side}^3 through levels "
+              f"{', '.join(str(p.level) for p in chain.plans)}", file=sys.stderr)
+    with WaveReporter(False if args.quiet else None) as progress:
+        result = sample_chain(chain, args.n, args.out, seed=args.seed, order=args.order, max_batch=args.max_batch,
+                              resume=args.resume, overwrite=args.overwrite, progress=progress)
+    print(result.summary())
+    return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbgan_app.commands.sample import add_sampling_flags, check_counts_args, execute
-from nbgan_app.errors import InputError
+from nbgan_app.commands.sample import add_sampling_flags, check_counts_args
 
 HELP = "up-scale given low-resolution count cubes with one trained M2/M1 run"
 
@@ -27,42 +26,14 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _coarse_levels(run, path: Path, from_fine: bool):
-    """The input cubes in transformed space at the run's conditioning resolution, (N, s, s, s)."""
-    from nbgan_app import pyramid, transforms
-    from nbgan_app.cubes import load_cubes
-
-    counts, _ = load_cubes([path])
-    levels = transforms.forward(counts, run.config.transform)
-    if from_fine:
-        factor = run.config.factor(run.scale)
-        if levels.shape[1] % factor:
-            raise InputError(f"{path}: side {levels.shape[1]} is not divisible by the run's factor {factor}")
-        levels = pyramid.block_mean(levels, factor, ndim=levels.ndim - 1)
-    return levels
-
-
 def run(args) -> int:
-    from nbgan_app import scales
-    from nbgan_app.sampling.chain import plan_chain
-    from nbgan_app.sampling.runs import load_run
+    from nbgan_app.sampling import upscale
+    from nbgan_app.sampling.progress import WaveReporter
 
     check_counts_args(args, max_batch=args.max_batch)
-    run_info = load_run(args.run)
-    if not scales.scale(run_info.scale).conditional:
-        raise InputError(f"run {args.run} has scale {run_info.scale}; upscale needs an M2 or M1 run")
-    coarse = _coarse_levels(run_info, args.input, args.from_fine)
-    if coarse.ndim != 4:
-        raise InputError(f"{args.input}: expected 3-D cubes. Received shape {coarse.shape[1:]}")
-    plans = plan_chain([run_info], coarse.shape[1] * run_info.config.factor(run_info.scale), given_input=True)
-    args.n = coarse.shape[0]
-
-    def write_input(out) -> None:
-        target = out.target(plans[0].name)
-        if not target.is_done((0, 0, 0)):
-            for cube, values in enumerate(coarse):
-                target.write(cube, (0, 0, 0), values)
-            target.mark_done([(0, 0, 0)])
-
-    return execute(args, [run_info], plans, {"command": "upscale", "input": str(args.input.resolve())},
-                   write_input)
+    with WaveReporter(False if args.quiet else None) as progress:
+        result = upscale(args.run, args.input, args.out, from_fine=args.from_fine, seed=args.seed,
+                         order=args.order, max_batch=args.max_batch, resume=args.resume, overwrite=args.overwrite,
+                         progress=progress)
+    print(result.summary())
+    return 0
