@@ -1,18 +1,25 @@
 """The main job end to end on the embedded default (`nbgan demo`).
 
-Stages, each reusing what an earlier invocation finished:
-1. data: simulate the demo suite with jaxpm (or reuse the cache), hold out the
-   last `data.held_out` cubes;
-2. train M3, M2 and M1 for `demo.steps_m*` generator steps each (a finished run
-   is reused, an interrupted one resumes);
-3. sample `demo.samples` full cubes through the chain M3 -> M2 -> M1;
-4. score them against the held-out cubes, with the real-vs-real floor, and
-   against a lognormal mock with the training cubes' spectrum where available;
-5. write statistics.png, scores.json and report.md into `demo.out`.
+By default the demo uses the shipped preset (`checkpoints/presets/demo`, see
+`nbgan presets`), so a new user sees the product work in a few minutes:
+1. test boxes: simulate fresh PM boxes that no model trained, monitored or
+   was tuned on (`study.quality.test_boxes`; cached after the first run);
+2. sample cubes through the preset's chain M3 -> M2 -> M1 into samples.h5;
+3. up-scale the test boxes' own coarser levels with M2 -> M1 and M1 (the
+   conditional evaluation);
+4. score every set against the test boxes beside the real-vs-real floor and a
+   lognormal mock with the training suite's spectrum (shipped with the preset);
+5. write scores.json, statistics.png and report.md into `<demo.out>/preset`.
+
+With `--train` it first retrains the chain from scratch on the config's
+suite (simulated first if missing) for `demo.steps_m*` generator steps per
+scale into `<demo.out>/m3`, `m2`, `m1` (an interrupted run resumes), then
+scores it the same way into `<demo.out>`, with the preset's scores beside it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -20,23 +27,14 @@ import numpy as np
 
 from nbgan_app import scales
 from nbgan_app.config import Config
+from nbgan_app.errors import InputError
+
+PRESET = "demo"
+MOCK_SPECTRUM = "mock_spectrum.json"  # in a preset: the training suite's spectrum, for the mock
 
 
 def _stage(console, text: str) -> None:
     console.rule(f"[bold]{text}")
-
-
-def _data(config: Config, console):
-    from nbgan_app.dataset import load_dataset, split_dataset
-
-    started = time.time()
-    counts, box_size = load_dataset(config, progress=True)
-    train, held_out = split_dataset(config, counts)
-    ratio = float(np.mean([c.var() / c.mean() for c in counts]))
-    console.print(f"{len(counts)} cubes of {counts.shape[1]}^3 in a {box_size:g} Mpc/h box "
-                  f"({time.time() - started:.1f} s); count variance/mean {ratio:.1f} (Poisson: 1); "
-                  f"{len(train)} for training, {len(held_out)} held out")
-    return train, held_out, box_size
 
 
 def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
@@ -45,101 +43,138 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
     runs = {}
     for scale in scales.CHAIN:
         steps = config.demo.steps_of(scale)
-        runs[scale.name] = out / scale.section
-        _stage(console, f"train {scale.title} ({steps} steps) -> {runs[scale.name]}")
+        runs[scale.section] = out / scale.section
+        _stage(console, f"train {scale.title} ({steps} steps) -> {runs[scale.section]}")
         started = time.time()
-        state = train(config, scale.name, runs[scale.name], steps=steps)
+        state = train(config, scale.name, runs[scale.section], steps=steps)
         console.print(f"{scale.title}: {state['state']} at step {state['step']} ({time.time() - started:.0f} s)")
     return runs
 
 
-def _sample(config: Config, runs: dict[str, Path], out: Path, console) -> Path:
-    import h5py
-
+def _sample(runs: dict[str, Path], n: int, path: Path, seed: int) -> np.ndarray:
+    from nbgan_app.cubes import load_cubes
     from nbgan_app.sampling import sample_chain
     from nbgan_app.sampling.progress import WaveReporter
 
-    path = out / "samples.h5"
-    resume = path.exists()
-    if resume:
-        with h5py.File(path, "r") as f:
-            if bool(f.attrs.get("complete", False)):
-                console.print(f"reusing {path}")
-                return path
     with WaveReporter() as progress:
-        result = sample_chain([runs[s.name] for s in scales.CHAIN], config.demo.samples, path, seed=1,
-                              resume=resume, progress=progress)
+        result = sample_chain([runs[s.section] for s in scales.CHAIN], n, path, seed=seed, overwrite=True,
+                              progress=progress)
     print(result.summary())
-    return path
+    return load_cubes([path], None)[0]
 
 
-def _lognormal(train: np.ndarray, n: int, box_size: float):
-    """A lognormal mock of the training cubes, if the study module provides one."""
-    try:
-        from nbgan_app.study.mock import lognormal_mock
-    except ImportError:
-        return None
-    return lognormal_mock(train, n, box_size, seed=0)
+def save_mock_spectrum(train_counts: np.ndarray, box_size: float, path: Path) -> None:
+    """The lognormal mock's target measured on the training suite, as JSON (shipped with a preset)."""
+    from nbgan_app.outputs import atomic_file
+    from nbgan_app.study.mock import measure_spectrum
+
+    target = measure_spectrum(train_counts, box_size)
+    table = {"k": target.k.tolist(), "power": target.power.tolist(), "mean_count": target.mean_count,
+             "grid": target.grid, "box_size": target.box_size, "ndim": target.ndim, "n_cubes": len(train_counts)}
+    with atomic_file(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(table))
 
 
-def run_demo(config: Config, console=None) -> dict:
-    """Run every stage; returns the comparison result of the samples against the held-out cubes."""
-    from rich.console import Console
+def load_mock_spectrum(path: Path):
+    from nbgan_app.study.mock import MockSpectrum
 
-    from nbgan_app.cubes import load_cubes
-    from nbgan_app.outputs import ensure_writable_dir
-    from nbgan_app.stats.report import score_table, write_json
-    from nbgan_app.stats.scores import compare
+    table = json.loads(Path(path).read_text())
+    return MockSpectrum(np.asarray(table["k"]), np.asarray(table["power"]), table["mean_count"], table["grid"],
+                        table["box_size"], table["ndim"])
 
-    console = console or Console(stderr=True)
-    out = ensure_writable_dir(config.resolve(config.demo.out))
+
+def evaluate_chain(config: Config, runs: dict[str, Path], mock_target, n: int, out: Path, console,
+                   extra: dict[str, np.ndarray] | None = None, seed: int = 1) -> dict:
+    """Sample, up-scale and score against fresh test boxes; write scores.json, report.md, statistics.png."""
+    from nbgan_app.study import quality
+    from nbgan_app.study.mock import lognormal_mocks
+
     started = time.time()
-    _stage(console, "data")
-    train, held_out, box_size = _data(config, console)
-    runs = _train_all(config, out, console)
-    _stage(console, f"sample {config.demo.samples} cubes through M3 -> M2 -> M1")
-    fake, _ = load_cubes([_sample(config, runs, out, console)], box_size)
-    _stage(console, "scores against the held-out cubes")
-    result = compare(held_out, fake, box_size, floor=True)
+    _stage(console, f"test boxes: {n} fresh PM boxes, never trained on")
+    test, box_size, described = quality.test_boxes(config, n, progress=True)
+    _stage(console, f"sample {n} cubes through M3 -> M2 -> M1, and up-scale the test boxes' coarse levels")
+    chain = _sample(runs, n, out / "samples.h5", seed)
+    cubes = quality.model_rows(runs, test, n, seed=seed, log=console.print, chain=chain)
+    cubes["lognormal mock"] = lognormal_mocks(mock_target, n, seed=seed)
+    cubes.update(extra or {})
+    _stage(console, "scores against the test boxes")
+    patch_mpc = config.pyramid.patch * box_size / config.pyramid.sizes[0]
+    rows = {name: quality.score_row(test, fake, box_size, patch_mpc=patch_mpc) for name, fake in cubes.items()}
+    print(quality.format_table(rows, len(test)))
+    result = {"test": described, "box_size": box_size, "n_fake": n, "rows": rows,
+              "runs": {name: str(path) for name, path in runs.items()}, "seconds": time.time() - started}
+    from nbgan_app.stats.report import write_json
+
     write_json(out / "scores.json", result, overwrite=True)
-    print(score_table(result))
-    mock = _lognormal(train, len(fake), box_size)
-    mock_result = None
-    if mock is not None:
-        mock_result = compare(held_out, mock, box_size, floor=False)
-        print("lognormal mock (the cheap alternative):")
-        print(score_table(mock_result))
-    _plot(result, out / "statistics.png", console)
-    write_report(out / "report.md", config, result, mock_result, runs, time.time() - started)
-    console.print(f"done in {time.time() - started:.0f} s: {out / 'report.md'}")
+    _plot(test, chain, box_size, out / "statistics.png", console)
     return result
 
 
-def _plot(result: dict, path: Path, console) -> None:
+def run_demo(config: Config, console=None, train: bool = False, n: int = 32, preset: str = PRESET,
+             presets_root: Path | None = None) -> dict:
+    """The preset's chain (or, with `train`, one trained now) scored against fresh test boxes."""
+    from rich.console import Console
+
+    from nbgan_app.outputs import ensure_writable_dir
+    from nbgan_app.presets import PRESETS, get_preset
+
+    console = console or Console(stderr=True)
+    started = time.time()
+    shipped = get_preset(preset, presets_root or PRESETS)
+    if not train:
+        if shipped is None:
+            raise InputError(f"no preset {preset!r} in checkpoints/presets: run `nbgan demo --train`")
+        out = ensure_writable_dir(config.resolve(config.demo.out) / "preset")
+        runs = {name: shipped.run(name) for name in ("m3", "m2", "m1")}
+        result = evaluate_chain(config, runs, load_mock_spectrum(shipped.path / MOCK_SPECTRUM), n, out, console)
+    else:
+        from nbgan_app.dataset import load_dataset, split_dataset
+        from nbgan_app.study.mock import measure_spectrum
+
+        out = ensure_writable_dir(config.resolve(config.demo.out))
+        _stage(console, "training suite")
+        counts, box_size = load_dataset(config, progress=True)
+        train_counts, _ = split_dataset(config, counts)
+        runs = _train_all(config, out, console)
+        extra = {"PM training suite (other boxes)": train_counts[:n]}
+        result = evaluate_chain(config, runs, measure_spectrum(train_counts, box_size), n, out, console, extra)
+    result["total_seconds"] = time.time() - started
+    write_report(out / "report.md", config, result, shipped.manifest if (train and shipped) else None)
+    console.print(f"done in {result['total_seconds']:.0f} s: {out / 'report.md'}")
+    return result
+
+
+def _plot(test: np.ndarray, chain: np.ndarray, box_size: float, path: Path, console) -> None:
     try:
         from nbgan_app.plots import save_compare_plot
+        from nbgan_app.stats.scores import compare
 
-        save_compare_plot(result, path, overwrite=True)
+        save_compare_plot(compare(test, chain, box_size, psd_bins="linear", floor=True), path, overwrite=True)
         console.print(f"plot: {path}")
     except Exception as exc:  # noqa: BLE001 - matplotlib is an optional extra
         console.print(f"no plot ({exc})")
 
 
-def write_report(path: Path, config: Config, result: dict, mock: dict | None, runs: dict, seconds: float) -> None:
+def write_report(path: Path, config: Config, result: dict, preset_manifest: dict | None) -> None:
     from nbgan_app.outputs import atomic_file
-    from nbgan_app.stats.report import markdown_score_table
+    from nbgan_app.study.quality import markdown_table
 
+    rows = result["rows"]
     lines = [
         "# nbgan demo report", "",
-        f"Config: `{config.source}`. Total time {seconds / 60:.1f} min. "
-        f"Cubes: {result['n_real']} held-out real, {result['n_fake']} generated through M3 -> M2 -> M1 "
-        f"(runs: {', '.join(str(p.name) for p in runs.values())}); box {result['box_size']:g} Mpc/h.", "",
-        "Scores: released 1/Frechet score (higher is better) and median |fractional difference| of the mean "
-        "statistic; the floor is the same between random halves of the held-out cubes.", "",
-        *markdown_score_table(result),
+        f"Config `{Path(config.source).name}`; runs {', '.join(result['runs'].values())}. "
+        f"Test set: {result['test']}; {result['n_fake']} cubes per row; box {result['box_size']:g} Mpc/h. "
+        f"Total time {result['total_seconds'] / 60:.1f} min.", "",
+        *markdown_table(rows, result["n_fake"]), "",
+        "Seams (power at the patch wavenumbers beyond the neighbouring bins, in floor spreads; below 2 is "
+        "noise): " + ", ".join(f"{name} {row['seam_excess']:.1f}" for name, row in rows.items()
+                               if "seam_excess" in row), "",
     ]
-    if mock is not None:
-        lines += ["", "Lognormal mock with the training cubes' power spectrum:", "", *markdown_score_table(mock)]
-    lines += ["", "![statistics](statistics.png)", ""]
+    if preset_manifest is not None:
+        lines += ["The shipped preset, as recorded in its manifest:", ""]
+        lines += [f"- {row['name']}: PSD {row['psd']:.3f}, mass {row['mass_hist']:.3f}, peaks {row['peak_hist']:.3f}"
+                  for row in preset_manifest.get("scores", {}).get("rows", [])]
+        lines.append("")
+    lines += ["![statistics](statistics.png)", ""]
     with atomic_file(path, overwrite=True) as tmp:
         tmp.write_text("\n".join(lines))

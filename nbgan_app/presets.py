@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nbgan_app.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +117,35 @@ def format_presets(presets: list[Preset]) -> str:
             lines.append(f"  ({scores['setup']})")
         lines.append(f"  size    {m.get('size_bytes', 0) / 2**20:.1f} MiB; reproduce: {m.get('command', '?')}")
     return "\n".join(lines)
+
+
+def write_manifest(preset_dir: Path, *, description: str, config: str, command: str, chain: list[str],
+                   scores: dict) -> dict:
+    """Record a preset's runs (scale, steps, training time from their metrics) and scores in manifest.json."""
+    from nbgan_app import checkpoints, rundir
+    from nbgan_app.outputs import atomic_file
+
+    preset_dir = Path(preset_dir)
+    runs = {}
+    for path in sorted(p for p in preset_dir.iterdir() if (p / rundir.CONFIG).is_file()):
+        saved = rundir.read_json(path / rundir.CONFIG)
+        latest = checkpoints.latest_checkpoint(path)
+        records = rundir.read_metrics(path)
+        runs[path.name] = {"scale": saved["run"]["scale"], "steps": latest[0] if latest else 0,
+                           "train_seconds": _training_seconds(records)}
+    missing = [name for name in chain if name not in runs]
+    if missing:
+        raise InputError(f"preset {preset_dir}: no run directory {missing[0]!r} for its chain")
+    manifest = {"name": preset_dir.name, "description": description, "config": config, "command": command,
+                "chain": chain, "runs": runs, "scores": scores}
+    manifest["size_bytes"] = directory_size(preset_dir)
+    with atomic_file(preset_dir / MANIFEST, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _training_seconds(records: list[dict]) -> float:
+    """Wall-clock seconds between logged steps, summed; gaps over 10 minutes (a stopped run) count as none."""
+    times = [r["time"] for r in records if "time" in r]
+    gaps = np.diff(times) if len(times) > 1 else np.zeros(0)
+    return float(np.sum(gaps[gaps < 600]))

@@ -24,6 +24,7 @@ import numpy as np
 
 from nbgan_app.stats import registry
 from nbgan_app.stats.scores import compare
+from nbgan_app.stats.summary import jsonable
 
 STATISTICS = ("psd", "mass_hist", "peak_hist")
 
@@ -40,7 +41,7 @@ def score_row(evaluation: np.ndarray, fake: np.ndarray, box_size: float, patch_m
     nyquist = math.pi * evaluation.shape[1] / box_size
     low = (k < nyquist / 2) & np.isfinite(frac)
     row["psd_worst_large"] = float(np.max(np.abs(frac[low]))) if low.any() else math.nan
-    row["psd_k"], row["psd_frac"], row["psd_floor_std"] = k.tolist(), frac.tolist(), spread.tolist()
+    row["psd_k"], row["psd_frac"], row["psd_floor_std"] = jsonable(k), jsonable(frac), jsonable(spread)
     row["mean_ratio"] = float(np.mean(fake) / np.mean(evaluation))
     if patch_mpc:
         row["seam_excess"] = seam_excess(k, frac, spread, 2 * math.pi / patch_mpc)
@@ -82,3 +83,46 @@ def markdown_table(rows: dict[str, dict], n_real: int) -> list[str]:
     lines.append("| floor (random halves of the held-out boxes) | "
                  + " | ".join(f"{floor[s]:.3f}" for s in STATISTICS) + " | | |")
     return lines
+
+
+# Seeds of the test boxes start this far after the training suite's first seed: clear of the
+# training suite and of the ablation's validation boxes, which directly follow the suite.
+TEST_SEED_OFFSET = 100_000
+
+
+def test_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
+    """(counts, box size, description) of `n` fresh PM boxes for the final table, cached in `<cache>-test`."""
+    import dataclasses
+
+    from nbgan_app.cubes import list_cube_files, load_cubes
+    from nbgan_app.errors import InputError
+    from nbgan_app.simulate import simulate_suite
+
+    sim = config.data.simulation
+    if sim is None:
+        raise InputError("the quality table simulates its test boxes: the config needs a [data.simulation]")
+    sim = dataclasses.replace(sim, cache=sim.cache.rstrip("/") + "-test", boxes=n, seed=sim.seed + TEST_SEED_OFFSET)
+    files = simulate_suite(sim, config.resolve(sim.cache), progress=progress)
+    counts, box_size = load_cubes(list_cube_files(files), sim.box_size)
+    return counts, box_size, f"{n} fresh PM boxes, seeds {sim.seed}..{sim.seed + n - 1}"
+
+
+def model_rows(runs: dict, test: np.ndarray, n: int, seed: int = 1, log=print,
+               chain: np.ndarray | None = None) -> dict:
+    """Cubes of a chain's runs ({"m3", "m2", "m1"} -> run dir): the chain from latents (or `chain`,
+    already sampled), and the up-scalers given the test boxes' own coarser levels (the conditional
+    evaluation)."""
+    from nbgan_app.pyramid import level_of
+    from nbgan_app.study.generate import load_step, run_steps
+
+    steps = {name: load_step(path) for name, path in runs.items()}
+    config = steps["m1"].run.config
+    sizes = config.pyramid.sizes
+    rows = {}
+    if chain is None:
+        chain, seconds = run_steps([steps["m3"], steps["m2"], steps["m1"]], n, seed)
+        log(f"chain: {n} cubes in {seconds:.0f} s")
+    rows["chain M3 -> M2 -> M1"] = chain
+    rows["M2 -> M1 given I3"], _ = run_steps([steps["m2"], steps["m1"]], n, seed, level_of(config, test[:n], sizes[2]))
+    rows["M1 given I2"], _ = run_steps([steps["m1"]], n, seed, level_of(config, test[:n], sizes[1]))
+    return rows
