@@ -441,6 +441,96 @@ def test_chained_sampling_scores_with_the_floor_through_nbgan_compare(tmp_path, 
     asyncio.run(go())
 
 
+def make_preset(root: Path, runs: dict[str, Path]) -> Path:
+    """root/tiny with m3, m2, m1 linking `runs` ({"3": path, ...}) and its manifest.json."""
+    from nbgan_app import presets
+
+    preset = root / "tiny"
+    preset.mkdir(parents=True)
+    for scale in ("3", "2", "1"):
+        (preset / f"m{scale}").symlink_to(runs[scale], target_is_directory=True)
+    presets.write_manifest(preset, description="tiny chain for tests", config="configs/tiny.toml",
+                           command="pytest", chain=["m3", "m2", "m1"], scores={})
+    return preset
+
+
+async def open_sampling(app, pilot, presets_root: Path):
+    from tui.screens.sampling import SamplingScreen
+
+    await app.push_screen(SamplingScreen([], presets_root.parent / "_sampling", presets_root))
+    await pilot.pause(0.3)
+    return app.screen
+
+
+async def choose_preset(pilot, screen) -> list[str]:
+    """Pick the first preset from the opened #preset list; returns the list's entries."""
+    from textual.widgets import OptionList, Select
+
+    select = screen.query_one("#preset", Select)
+    select.focus()
+    await pilot.press("enter")
+    entries = [str(o.prompt) for o in select.query_one(OptionList).options]
+    await pilot.press("down", "enter")
+    await pilot.pause(0.2)
+    return entries
+
+
+def test_sampling_screen_offers_presets_and_is_unchanged_without(tmp_path):
+    from textual.widgets import Select
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    fake = {scale: make_run(tmp_path / "trained", f"tiny-{scale}", scale=scale) for scale in ("3", "2", "1")}
+    preset = make_preset(tmp_path / "presets", fake)
+
+    async def go():
+        app = app_for(runs)
+        async with app.run_test(size=(100, 40)) as pilot:
+            screen = await open_sampling(app, pilot, tmp_path / "no-presets")
+            assert not screen.query("#preset")
+            assert str(screen.query_one("#message").render()) == "pick three runs, then Start (ctrl+s)"
+            screen.action_back()
+            await pilot.pause(0.2)
+
+            screen = await open_sampling(app, pilot, tmp_path / "presets")
+            assert "tiny: tiny chain for tests" in await choose_preset(pilot, screen)
+            assert screen.chosen_chain() == [str(preset / m) for m in ("m3", "m2", "m1")]
+            assert "preset tiny: m3 (0 steps) -> m2 (0 steps) -> m1 (0 steps)" in str(
+                screen.query_one("#message").render())
+            screen.query_one("#m1", Select).value = str(preset / "m2")  # hand-picked: no longer the preset
+            await pilot.pause(0.2)
+            assert screen.query_one("#preset", Select).is_blank()
+
+    asyncio.run(go())
+
+
+@pytest.mark.slow
+def test_sampling_a_preset_chosen_on_the_screen_runs_nbgan_sample(tmp_path, tiny_runs):
+    import h5py
+
+    from tui.samples import is_complete
+
+    preset = make_preset(tmp_path / "presets", tiny_runs)
+    (tmp_path / "runs").mkdir()
+
+    async def go():
+        app = app_for(tmp_path / "runs")
+        async with app.run_test(size=(100, 40)) as pilot:
+            screen = await open_sampling(app, pilot, tmp_path / "presets")
+            await choose_preset(pilot, screen)
+            await pilot.press("ctrl+s")
+            assert await wait_for(pilot, lambda: screen.job is not None and screen.job.done, timeout=90), \
+                screen.job and screen.job.sample.log_tail(10)
+            assert not screen.job.failed, screen.job.message
+            assert screen.job.m1 == preset / "m1"
+            assert is_complete(screen.job.sample.out)
+            with h5py.File(screen.job.sample.out, "r") as f:
+                assert f["data"].shape == (2, 16, 16, 16)
+            assert isinstance(screen.job.stats, dict), screen.job.message
+
+    asyncio.run(go())
+
+
 def test_stat_plot_survives_degenerate_statistics():
     """All-zero generated cubes give NaN/zero spectra: the plot shows what it can, never raises."""
     from textual.app import App

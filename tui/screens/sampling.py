@@ -1,4 +1,5 @@
-"""Chained sampling: pick M3, M2, M1 runs, n, size and order; show the job's progress, then its statistics."""
+"""Chained sampling: pick M3, M2, M1 runs (or a shipped preset), n, size and order; show the job's progress,
+then its statistics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select
 
 from nbgan_app import scales
+from nbgan_app.presets import PRESETS, Preset, list_presets
 from tui.chain_sampling import ChainSampling
 from tui.runs import RunSummary
 from tui.widgets.stats_panel import StatsPanel
@@ -25,6 +27,9 @@ class SamplingScreen(Screen):
     SamplingScreen > Vertical { height: auto; padding: 0 1; }
     SamplingScreen Grid { grid-size: 6; grid-columns: 4 1fr 4 1fr 4 1fr; grid-rows: 3; height: auto; }
     SamplingScreen Label { padding: 1 0 0 0; }
+    SamplingScreen #preset-row { height: 3; }
+    SamplingScreen #preset-row Label { width: 8; }
+    SamplingScreen #preset-row Select { width: 1fr; }
     SamplingScreen #controls { height: 3; }
     SamplingScreen #controls Button { margin: 0 1 0 0; }
     SamplingScreen #progress-row { height: 1; }
@@ -34,16 +39,25 @@ class SamplingScreen(Screen):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+s", "start", "Start sampling"),
                 Binding("question_mark", "app.help", "Help")]
 
-    def __init__(self, runs: list[RunSummary], out_dir: Path):
+    def __init__(self, runs: list[RunSummary], out_dir: Path, presets_root: Path = PRESETS):
         super().__init__()
         self.runs = runs
+        # the form has one select per scale, so only chains of that length can fill it
+        self.presets = [p for p in list_presets(presets_root)
+                        if len(p.manifest.get("chain", [])) == len(scales.CHAIN)]
         self.out_dir = out_dir
         self.job: ChainSampling | None = None
         self.timer = None
 
     def compose(self) -> ComposeResult:
         options = [(f"{r.name} ({scales.title_of(r.scale)}, {r.state})", str(r.path)) for r in self.runs]
+        options += [(f"{p.name}/{run.name} (preset)", str(run)) for p in self.presets for run in p.chain]
         with Vertical():
+            if self.presets:
+                with Horizontal(id="preset-row"):
+                    yield Label("preset")
+                    yield Select([(f"{p.name}: {p.manifest.get('description', '')}", p.name) for p in self.presets],
+                                 prompt="none: the runs below", id="preset")
             with Grid():
                 for scale in scales.CHAIN:
                     yield Label(scale.title)
@@ -62,12 +76,36 @@ class SamplingScreen(Screen):
             with Horizontal(id="progress-row"):
                 yield ProgressBar(id="progress", show_eta=False)
                 yield Label("", id="wave")
-            yield Label("pick three runs, then Start (ctrl+s)", id="message")
+            yield Label(f"pick {'a preset or ' if self.presets else ''}three runs, then Start (ctrl+s)",
+                        id="message")
         yield StatsPanel(id="sample-stats")
         yield Footer()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_start() if event.button.id == "start" else self.action_back()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if not self.presets:
+            return
+        preset = next((p for p in self.presets if p.name == self.query_one("#preset", Select).value), None)
+        if preset is None:
+            return
+        if event.select.id == "preset":
+            for scale, run in zip(scales.CHAIN, preset.chain):
+                self.query_one(f"#{scale.section}", Select).value = str(run)
+            self.say(f"preset {preset.name}: {self.describe(preset)}; Start (ctrl+s)")
+        elif self.chosen_chain() != [str(r) for r in preset.chain]:
+            # a hand-picked run makes the chain no longer the preset's
+            self.query_one("#preset", Select).clear()
+
+    @staticmethod
+    def describe(preset: Preset) -> str:
+        runs = preset.manifest.get("runs", {})
+        return " -> ".join(f"{name} ({runs.get(name, {}).get('steps', '?')} steps)"
+                           for name in preset.manifest["chain"])
+
+    def chosen_chain(self) -> list:
+        return [self.query_one(f"#{s.section}", Select).value for s in scales.CHAIN]
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -82,7 +120,7 @@ class SamplingScreen(Screen):
         if self.job and not self.job.done:
             self.say("sampling is already running")
             return
-        chain = [self.query_one(f"#{s.section}", Select).value for s in scales.CHAIN]
+        chain = self.chosen_chain()
         if any(c is Select.NULL or c is None for c in chain):
             self.say("pick a run for each of M3, M2 and M1", failed=True)
             return
