@@ -82,8 +82,9 @@ def resolve_chain(text: str, root: Path = PRESETS) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def preset_root_for(run_dir: Path, root: Path = PRESETS) -> Path | None:
+def preset_root_for(run_dir: Path, root: Path | None = None) -> Path | None:
     """The project root a preset run's data paths resolve against, or None for an ordinary run."""
+    root = root or PRESETS
     try:
         Path(run_dir).resolve().relative_to(root.resolve())
     except ValueError:

@@ -75,14 +75,18 @@ def read_run(run_dir: Path) -> tuple[str, Config]:
 
     Relative data paths resolve against the project root the run was trained
     from: the recorded `run.root`, else the root of the recorded config file
-    (`config.project_root`), else the run directory itself. Raises InputError
-    when config.json is missing or unreadable, or its config is not one.
+    (`config.project_root`), else the run directory itself. A shipped preset's
+    runs were trained on another machine: theirs resolve against this
+    checkout (`presets.preset_root_for`). Raises InputError when config.json
+    is missing or unreadable, or its config is not one.
     """
+    from nbgan_app.presets import preset_root_for
+
     run_dir = Path(run_dir)
     saved = rundir.read_json(run_dir / rundir.CONFIG)
     run = saved.get("run") if isinstance(saved, dict) else None
     if not isinstance(run, dict) or "scale" not in run or not isinstance(saved.get("config"), dict):
         raise InputError(f"{run_dir} is not a run directory (no readable {rundir.CONFIG})")
     source = run.get("config_path") or ""
-    root = run.get("root") or (project_root(source) if source else run_dir)
+    root = preset_root_for(run_dir) or run.get("root") or (project_root(source) if source else run_dir)
     return str(run["scale"]), parse_saved_config(saved["config"], root=root, source=source)

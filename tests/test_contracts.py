@@ -99,3 +99,25 @@ def test_the_dashboard_and_the_scorer_agree_on_when_there_is_a_floor(tmp_path, n
     scores = compare(rng.poisson(3.0, (n, 8, 8, 8)), rng.poisson(3.0, (2, 8, 8, 8)), 64.0, floor=None)
     has_floor = "floor" in scores["psd"]
     assert has_floor == (n >= FLOOR_MIN) == ("no real-vs-real floor" not in note)
+
+
+def test_a_preset_runs_data_paths_resolve_against_this_checkout(tmp_path, monkeypatch):
+    """Shipped runs record the trainer's project root; in a preset they resolve against this checkout."""
+    import json
+
+    from nbgan_app import presets
+    from nbgan_app.config import load_config, to_dict
+    from nbgan_app.run_setup import read_run
+
+    config = load_config(presets.PROJECT_ROOT / "configs" / "tiny.toml")
+    run = tmp_path / "presets" / "p" / "m3"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config": to_dict(config),
+                                                 "run": {"scale": "3", "root": "/elsewhere/nbgan"}}))
+    monkeypatch.setattr(presets, "PRESETS", tmp_path / "presets")
+    _, resolved = read_run(run)
+    assert resolved.resolve(config.data.simulation.cache) == presets.PROJECT_ROOT / "data" / "tiny-sim"
+    outside = tmp_path / "m3"
+    run.rename(outside)
+    _, resolved = read_run(outside)
+    assert str(resolved.resolve(config.data.simulation.cache)).startswith("/elsewhere/nbgan")

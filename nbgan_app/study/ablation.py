@@ -97,8 +97,11 @@ def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: li
         config = dataclasses.replace(config, train=dataclasses.replace(
             config.train, eval_every=config.train.log_every * 10**6))
         started = time.perf_counter()
-        train(config, scale, out / name, steps=steps, progress=False)
+        state = train(config, scale, out / name, steps=steps, progress=False)
         seconds += time.perf_counter() - started
+        if state["step"] < steps:  # stopped early (a signal): score nothing the segment did not reach
+            log(f"{name} stopped at step {state['step']} before {steps}; rerun to continue")
+            return done
         record = {"variant": name, "overrides": overrides, "scale": scale, "step": steps,
                   "train_seconds": seconds, **score_run(out / name, scale, evaluation, box_size, n)}
         done.append(record)
