@@ -17,8 +17,9 @@ from nbgan_app.outputs import ensure_writable_dir
 
 
 def _comparable(table: dict) -> dict:
-    """The config without settings a resume may change (the step budget)."""
-    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
+    """The config without settings a resume may change: the step budget, and the demo's own
+    settings (steps per scale for `nbgan demo --train`, output place), which no training reads."""
+    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items() if k != "demo"}
     table.get("train", {}).pop("steps", None)
     return table
 

@@ -96,12 +96,12 @@ def test_each_section_keeps_and_writes_only_its_own_keys():
     table = to_dict(config)
     assert set(table["m3"]) >= {"latent_dim", "dense_units", "initial_size", "generator_strides"}
     assert "upscaler" not in table["m3"] and "upscaler" not in table["mu"]
-    assert table["m2"]["upscaler"] == table["m1"]["upscaler"] == "direct"
+    assert table["m2"]["upscaler"] == table["m1"]["upscaler"] == "residual"  # the shipped recipe
     for section, cls in SECTION_MODELS.items():
         assert set(table[section]) == {f.name for f in dataclasses.fields(cls)}, section
         assert type(getattr(config, section)) is cls
     assert not hasattr(config.mu, "latent_dim") and not hasattr(config.m2, "latent_dim")
-    assert config.m3.latent_dim == 64 and config.m1.upscaler == "direct"
+    assert config.m3.latent_dim == 64 and config.m1.upscaler == "residual"
 
 
 def _flat_old_table():
@@ -164,3 +164,16 @@ def test_project_root_rule(tmp_path):
     assert project_root(tmp_path / "elsewhere.toml") == tmp_path.resolve()
     assert project_root(ROOT / "configs" / "demo.toml") == ROOT
     assert load_config(ROOT / "configs" / "demo.toml").root == str(ROOT)
+
+
+def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
+    """[demo] only tells `nbgan demo --train` how far to train; a preset run resumes under new demo steps."""
+    from nbgan_app.run_setup import prepare_run_dir
+
+    config = load_config(ROOT / "configs" / "tiny.toml")
+    run = prepare_run_dir(config, "3", tmp_path / "run", "tensorflow")
+    longer = dataclasses.replace(config, demo=dataclasses.replace(config.demo, steps_m3=10**6))
+    assert prepare_run_dir(longer, "3", run, "tensorflow") == run
+    faster = dataclasses.replace(config, train=dataclasses.replace(config.train, critic_learning_rate=1.0))
+    with pytest.raises(InputError, match=r"train\.critic_learning_rate differs"):
+        prepare_run_dir(faster, "3", run, "tensorflow")

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="checkpoints/ablation", metavar="DIR",
                         help="run directories and results (default checkpoints/ablation)")
     parser.add_argument("--sections", metavar="m3,m2,m1", help="only these sections of the plan")
-    parser.add_argument("--figure", metavar="PNG", help="only draw the quality-against-time curves of --out")
+    parser.add_argument("--figure", metavar="PNG", help="only draw the quality-against-time curves of --out, "
+                        "and print the results as a Markdown table")
     parser.set_defaults(func=run)
 
 
@@ -23,7 +24,10 @@ def run(args) -> int:
     from nbgan_app.study import ablation
 
     if args.figure:
-        print(ablation.curves_figure(Path(args.out), Path(args.figure)))
+        ablation.curves_figure(Path(args.out), Path(args.figure))
+        plan = ablation.read_plan(Path(args.plan))
+        order = [f"{section}/{v['name']}" for section, variants in plan["sections"].items() for v in variants]
+        print("\n".join(ablation.markdown_results(Path(args.out), order)))
         return 0
     sections = [s for s in args.sections.split(",") if s] if args.sections else None
     ablation.run_plan(Path(args.plan), Path(args.out), sections, log=lambda line: print(line, flush=True))

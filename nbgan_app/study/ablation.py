@@ -193,3 +193,19 @@ def curves_figure(out: Path, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def markdown_results(out: Path, order: list[str] | None = None) -> list[str]:
+    """The ablation as a Markdown table: one row per variant and segment, errors and training time.
+
+    `order` lists "section/variant" keys to show first, in that order (the plan's order).
+    """
+    lines = ["| model | variant | steps | train min | PSD | mass | peaks | mean counts |", "|---|---|---|---|---|---|---|---|"]
+    results = read_results(out)
+    rank = {key: i for i, key in enumerate(order or [])}
+    for key, records in sorted(results.items(), key=lambda item: rank.get(item[0], len(rank))):
+        section, variant = key.split("/")
+        for r in records:
+            lines.append(f"| {section.upper()} | {variant} | {r['step']} | {r['train_seconds'] / 60:.1f} | "
+                         f"{r['psd']:.3f} | {r['mass_hist']:.3f} | {r['peak_hist']:.3f} | x{r['mean_ratio']:.2f} |")
+    return lines
