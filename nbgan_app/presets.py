@@ -92,9 +92,14 @@ def preset_root_for(run_dir: Path, root: Path | None = None) -> Path | None:
     return PROJECT_ROOT
 
 
+SKIPPED = ("samples", "lock")  # a run's monitor samples and lock are not shipped (.gitignore)
+
+
 def directory_size(path: Path) -> int:
-    """Bytes of every file under `path`."""
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    """Bytes of the files a preset ships under `path` (not its runs' monitor samples or locks)."""
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*")
+               if p.is_file() and not set(p.relative_to(path).parts) & set(SKIPPED))
 
 
 def format_presets(presets: list[Preset]) -> str:
@@ -110,10 +115,11 @@ def format_presets(presets: list[Preset]) -> str:
                             for name in m.get("chain", []) if name in runs)
         lines.append(f"  chain   {chain}")
         scores = m.get("scores", {})
+        width = max([len(row["name"]) for row in scores.get("rows", [])] + [0]) + 2
         for row in scores.get("rows", []):
             values = "  ".join(f"{stat} {row[stat]:.3f}" for stat in ("psd", "mass_hist", "peak_hist")
                                if stat in row)
-            lines.append(f"  {row['name']:<18}{values}")
+            lines.append(f"  {row['name']:<{width}}{values}")
         if scores.get("setup"):
             lines.append(f"  ({scores['setup']})")
         lines.append(f"  size    {m.get('size_bytes', 0) / 2**20:.1f} MiB; reproduce: {m.get('command', '?')}")
