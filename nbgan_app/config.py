@@ -158,7 +158,8 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """`nbgan demo`: generator steps per scale, cubes sampled, where it all goes."""
+    """`nbgan demo`: generator steps per scale of `--train`, fresh test boxes and generated cubes per
+    row of its quality table (`samples`, at least 4 for the floor), where it all goes."""
 
     steps_m3: int = 600
     steps_m2: int = 400

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
                     "from scratch (an interrupted run resumes), then score it the same way into <demo.out>.")
     parser.add_argument("--config", type=Path, default=DEFAULT, help="config (default: configs/demo.toml)")
     parser.add_argument("--train", action="store_true", help="retrain the chain from scratch first")
-    parser.add_argument("--n", type=int, default=32, help="test boxes and generated cubes per row (default 32)")
+    parser.add_argument("--n", type=int, help="test boxes and generated cubes per row (default: the config's "
+                                              "demo.samples, 32 in configs/demo.toml)")
     parser.add_argument("--tui", action="store_true", help="run the demo in the background and watch it "
                                                            "in the dashboard")
     parser.set_defaults(func=run)
@@ -30,9 +31,10 @@ def run(args) -> int:
 
     from nbgan_app.errors import InputError
 
-    if args.n < 4:
-        raise InputError(f"--n: the floor needs at least 4 test boxes. Received: {args.n}")
     config = load_config(args.config)
+    args.n = config.demo.samples if args.n is None else args.n
+    if args.n < 4:
+        raise InputError(f"--n (default demo.samples): the floor needs at least 4 test boxes. Received: {args.n}")
     if args.tui:
         return _with_dashboard(args, config)
     from nbgan_app.demo import run_demo
