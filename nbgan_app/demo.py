@@ -124,9 +124,16 @@ def run_demo(config: Config, console=None, train: bool = False, n: int = 32, pre
     if not train:
         if shipped is None:
             raise InputError(f"no preset {preset!r} in checkpoints/presets: run `nbgan demo --train`")
+        from nbgan_app.run_setup import read_run
+
         out = ensure_writable_dir(config.resolve(config.demo.out) / "preset")
         runs = {name: shipped.run(name) for name in ("m3", "m2", "m1")}
-        result = evaluate_chain(config, runs, load_mock_spectrum(shipped.path / MOCK_SPECTRUM), n, out, console)
+        mock = shipped.path / MOCK_SPECTRUM
+        if not mock.is_file():
+            raise InputError(f"preset {preset!r} has no {MOCK_SPECTRUM} (the lognormal mock's target)")
+        # the test boxes and the pyramid are the preset's, whatever config the output place came from
+        _, config = read_run(runs["m1"])
+        result = evaluate_chain(config, runs, load_mock_spectrum(mock), n, out, console)
     else:
         from nbgan_app.dataset import load_dataset, split_dataset
         from nbgan_app.study.mock import measure_spectrum
