@@ -28,6 +28,7 @@ import numpy as np
 from nbgan_app.config import Config, parse_config, project_root, read_toml
 from nbgan_app.errors import InputError
 from nbgan_app.scales import of_section, scale as scale_of
+from nbgan_app.study.quality import score_row
 
 
 def override(table: dict, overrides: dict) -> dict:
@@ -47,17 +48,6 @@ def variant_config(base: Path, overrides: dict, steps: int) -> Config:
     return parse_config(table, project_root(base), base.resolve())
 
 
-def fractional_errors(real: np.ndarray, fake: np.ndarray, box_size: float) -> dict:
-    """Median over bins of |fake mean / real mean - 1| per statistic, and the PSD error per k bin."""
-    from nbgan_app.stats import registry
-    from nbgan_app.stats.scores import compare
-
-    result = compare(real, fake, box_size, psd_bins="linear", floor=False)
-    out = {name: result[name]["median_abs_frac_diff"] for name in registry.names()}
-    out["psd_k"], out["psd_frac"] = result["psd"]["k"], result["psd"]["frac_diff"]
-    return out
-
-
 def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float, n: int,
               seed: int = 0) -> dict:
     """Errors of the run's latest checkpoint against the evaluation counts at the scale's level."""
@@ -73,8 +63,7 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
     if scale_of(scale).conditional:
         coarse = level_of(config, evaluation[:n], side // config.factor(scale))
     fake, seconds = run_steps([step], n, seed, coarse)
-    scores = fractional_errors(real, fake, box_size)
-    scores["mean_ratio"] = float(fake.mean() / real.mean())
+    scores = score_row(real, fake, box_size)
     scores["sample_seconds"] = seconds
     return scores
 
@@ -113,18 +102,14 @@ def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: li
 
 
 def evaluation_boxes(base: Path, boxes: int, progress: bool = True) -> tuple[np.ndarray, float]:
-    """Fresh PM boxes with seeds after the training suite's (cache `<cache>-eval`), never trained on."""
+    """The validation boxes: seeds right after the training suite's (cache `<cache>-eval`), never trained on."""
     from nbgan_app.config import load_config
-    from nbgan_app.cubes import list_cube_files, load_cubes
-    from nbgan_app.simulate import simulate_suite
+    from nbgan_app.study.quality import fresh_boxes
 
     config = load_config(base)
     sim = config.data.simulation
-    if sim is None:
-        raise InputError(f"{base}: the ablation simulates its evaluation boxes; give a [data.simulation]")
-    sim = dataclasses.replace(sim, cache=sim.cache.rstrip("/") + "-eval", boxes=boxes, seed=sim.seed + sim.boxes)
-    files = simulate_suite(sim, config.resolve(sim.cache), progress=progress)
-    return load_cubes(list_cube_files(files), sim.box_size)
+    counts, box_size, _ = fresh_boxes(config, boxes, "-eval", sim.boxes if sim else 0, progress)
+    return counts, box_size
 
 
 def read_plan(path: Path) -> dict:
