@@ -36,3 +36,32 @@ def test_existing_json_output_is_refused_before_any_benchmark_runs(tmp_path, cap
     assert main(["bench", "--quick", "--only", "binning", "--json", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_text() == "{}"
+
+
+def test_gpu_rows_compare_bf16_with_fp32_and_backends_with_tensorflow():
+    from nbgan_app.benchmarks.gpu import train_step_rows
+
+    results = {("tensorflow", "3", "graph", "fp32"): {"median_s": 1.0, "first_s": 5.0, "repeats": 3},
+               ("tensorflow", "3", "xla", "fp32"): {"median_s": 0.5, "first_s": 9.0, "repeats": 3},
+               ("tensorflow", "3", "xla", "bf16"): {"median_s": 0.25, "first_s": 9.0, "repeats": 3},
+               ("jax", "3", "xla", "fp32"): {"median_s": 2.0, "first_s": 9.0, "repeats": 3},
+               ("torch", "3", "eager", "bf16"): {"error": "over 150 s"}}
+    rows = {row["benchmark"]: row for row in train_step_rows(results)}
+    assert rows["train step paper M3 tensorflow xla bf16 (GPU)"]["ratio"] == 2.0  # against xla fp32
+    assert rows["train step paper M3 tensorflow xla fp32 (GPU)"]["ratio"] == 2.0  # against graph, the default
+    assert rows["train step paper M3 jax xla fp32 (GPU)"]["ratio"] == 0.5  # against tensorflow graph
+    assert rows["train step paper M3 tensorflow graph fp32 (GPU)"]["ratio"] is None
+    failed = rows["train step paper M3 torch eager bf16 (GPU)"]
+    assert failed["ratio"] is None and failed["note"] == "over 150 s"
+
+
+def test_gpu_mode_refuses_without_a_gpu_and_with_other_flags(tmp_path, capsys, monkeypatch):
+    from nbgan_app.benchmarks import gpu
+
+    monkeypatch.setattr(gpu, "visible_gpus", lambda: 0)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--gpu", "--quick"]) == 2
+    assert "--gpu" in capsys.readouterr().err
+    assert main(["bench", "--gpu", "--json", str(out)]) == 2
+    assert "no GPU" in capsys.readouterr().err
+    assert not out.exists()

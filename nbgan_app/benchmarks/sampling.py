@@ -181,9 +181,11 @@ def _simulation_seconds(grid: int) -> float:
     return time.perf_counter() - started
 
 
-def bench_against_simulation(quick: bool) -> list[dict]:
+def bench_against_simulation(quick: bool, chains: list[tuple[str, tuple[str, ...]]] | None = None) -> list[dict]:
+    """One cube per chain, (config name, scales), against the simulation; the default chains by `quick`."""
     grid = 64 if quick else 256
-    chains = [("demo", ("uni", "2", "1"))] + ([] if quick else [("paper", ("3", "2", "1"))])
+    if chains is None:
+        chains = [("demo", ("uni", "2", "1"))] + ([] if quick else [("paper", ("3", "2", "1"))])
     sampled = {name: _chain_seconds(name, scales, grid) for name, scales in chains}
     ref = _simulation_seconds(grid)
     rows = []

@@ -104,7 +104,7 @@ def measure(config_name: str, scale: str, modes: list[str], repeats: int, train:
     return results
 
 
-def _run_group(backend, config_name, scale, modes, repeats, train, timeout) -> dict:
+def run_group(backend, config_name, scale, modes, repeats, train, timeout) -> dict:
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     code = ("import json; from nbgan_app.benchmarks.train_step import measure; "
             f"print('RESULT', json.dumps(measure({config_name!r}, {scale!r}, {list(modes)!r}, {repeats}, "
@@ -137,7 +137,7 @@ def run(quick: bool) -> list[dict]:
     results = {}
     for backend, config_name, scale, modes in _groups(quick):
         timeout = (300 if config_name == "demo" else 1200) * len(modes)
-        for mode, r in _run_group(backend, config_name, scale, modes, repeats, train, timeout).items():
+        for mode, r in run_group(backend, config_name, scale, modes, repeats, train, timeout).items():
             results[(backend, config_name, scale, mode)] = r
     size = " (batch 2, 1 critic update)" if quick else ""
     rows = []
