@@ -18,11 +18,21 @@ BoxSize of 350000 kpc/h), else BoxSize as it is.
 Memory is bounded by the chunk, not by the particle count: HDF5 datasets are
 read slice by slice, and `.npy` files are read chunk by chunk straight from
 the file (not memory-mapped: the pages of a mapping count as resident memory
-once read, so a 10^8-particle map would hold its whole 1.2 GB).
+once read, so a 10^8-particle map would hold its whole 1.2 GB). The grid's
+own memory (16 bytes a cell while binning) is checked against the memory
+available before anything is allocated.
+
+All or nothing: every input (readable, shape, non-empty, box size) and every
+output path is checked before any particle is read, and the cubes are
+written under temporary names and renamed into place together once every
+snapshot has been binned. A bad particle in the last file (NaN, outside the
+box) therefore leaves no cube behind, and the corrected rerun is not refused
+as "already exists".
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -33,11 +43,13 @@ import h5py
 import numpy as np
 
 from nbgan_app.binning import DEFAULT_CHUNK, CountBinner
-from nbgan_app.cubes import write_cube
+from nbgan_app.cubes import MAX_BOX_SIZE, check_box_size, check_memory, file_identity, write_cube_to
 from nbgan_app.errors import InputError
-from nbgan_app.outputs import ensure_writable_dir
+from nbgan_app.outputs import atomic_file, check_output_dir, check_output_file, ensure_writable_dir
 
 COORDINATES = "PartType1/Coordinates"
+# Bytes per grid cell while binning: the int64 running counts and each chunk's int64 bincount.
+BYTES_PER_CELL = 16
 _PART = re.compile(r"^(?P<stem>.+)\.(?P<part>\d+)\.(hdf5|h5)$")
 
 
@@ -54,10 +66,20 @@ def group_snapshots(paths: list[str | os.PathLike]) -> list[Snapshot]:
     """Group input files into snapshots, in the order first given; split Gadget parts join by stem."""
     parts: dict[str, dict[int, Path]] = {}
     kinds: dict[str, str] = {}
+    seen: dict[tuple[int, int], Path] = {}
     for raw in paths:
         path = Path(raw)
-        if not path.is_file():
+        if path.is_dir():
+            raise InputError(f"{path} is a directory; expected snapshot files (Gadget HDF5 or .npy): "
+                             f"give its files, e.g. {path / '*.hdf5'}")
+        if not path.exists():
             raise InputError(f"no such file: {path}")
+        if not path.is_file():
+            raise InputError(f"{path} is not a regular file; expected a Gadget HDF5 snapshot or .npy")
+        first = seen.setdefault(file_identity(path), path)
+        if first is not path:
+            same = "given twice" if first == path else f"the same file as {first}"
+            raise InputError(f"{path} is {same}; give each snapshot file once")
         kind = "npy" if path.suffix == ".npy" else "gadget"
         match = _PART.match(path.name) if kind == "gadget" else None
         stem, part = (match["stem"], int(match["part"])) if match else (path.stem, -1)
@@ -107,8 +129,8 @@ def _gadget_box(snapshot: Snapshot) -> float:
         raise InputError(f"snapshot {snapshot.name} is split over {declared} files; "
                          f"{len(snapshot.files)} given ({', '.join(p.name for p in snapshot.files)})")
     box = boxes.pop()
-    if not box > 0:
-        raise InputError(f"{snapshot.files[0]}: Header BoxSize is {box}; expected > 0")
+    if not 0 < box < np.inf:
+        raise InputError(f"{snapshot.files[0]}: Header BoxSize is {box}; expected a positive, finite side")
     return box
 
 
@@ -160,7 +182,12 @@ def snapshot_box_size(snapshot: Snapshot, box_size: float | None) -> tuple[float
             raise InputError(f"{snapshot.files[0]}: .npy positions carry no box size; pass --box-size")
         return box_size, box_size
     native = _gadget_box(snapshot)
-    return native, native if box_size is None else box_size
+    if box_size is None:
+        if native > MAX_BOX_SIZE:
+            raise InputError(f"{snapshot.files[0]}: Header BoxSize is {native:g}, more than {MAX_BOX_SIZE:g} Mpc/h "
+                             "(kpc/h, most likely); pass --box-size L, the side in Mpc/h")
+        return native, check_box_size(native, f"{snapshot.files[0]}: Header BoxSize")
+    return native, box_size
 
 
 def bin_snapshot(snapshot: Snapshot, grid: int, box_size: float | None = None,
@@ -191,28 +218,80 @@ def count_particles(snapshot: Snapshot) -> int:
     return sum(_gadget_header(path)[2] for path in snapshot.files)
 
 
+def check_snapshot(snapshot: Snapshot, box_size: float | None) -> int:
+    """Check one snapshot's headers (shape, box size, parts) without reading particles; its particle count."""
+    snapshot_box_size(snapshot, box_size)
+    particles = count_particles(snapshot)
+    if particles == 0:
+        where = snapshot.files[0] if len(snapshot.files) == 1 else f"snapshot {snapshot.name} ({len(snapshot.files)} files)"
+        raise InputError(f"{where} holds no particles; a cube of zeros has no density contrast")
+    return particles
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """A checked ingest: the snapshots, the cube each makes, and what the binning will use."""
+
+    snapshots: tuple[Snapshot, ...]
+    outputs: tuple[Path, ...]
+    out_dir: Path
+    grid: int
+    box_size: float | None
+    chunk: int
+    overwrite: bool
+    particles: int  # over all snapshots, for a progress bar
+
+
+def plan_ingest(paths: list[str | os.PathLike], grid: int, out_dir: str | os.PathLike,
+                box_size: float | None = None, overwrite: bool = False, chunk: int | None = None) -> IngestPlan:
+    """Check every input and output of an ingest, from headers alone, writing nothing.
+
+    Raises:
+        InputError: a bad flag, a missing, unreadable, empty or malformed
+            input, a grid too large for the memory available, or an output
+            that exists (without `overwrite`), is a directory, or whose
+            directory cannot be made (only `out_dir` itself is; its parent
+            must exist).
+    """
+    if grid <= 0:
+        raise InputError(f"--grid: expected > 0. Received: {grid}")
+    if chunk is not None and chunk <= 0:
+        raise InputError(f"--chunk: expected > 0. Received: {chunk}")
+    if box_size is not None:
+        box_size = check_box_size(box_size, "--box-size")
+    snapshots = group_snapshots(paths)
+    counts = [check_snapshot(snapshot, box_size) for snapshot in snapshots]
+    chunk = chunk or chunk_size(grid)
+    # the grid's counts while binning, and one chunk of positions (float64) with its cell indices
+    check_memory(grid**3 * BYTES_PER_CELL + min(chunk, max(counts)) * 32,
+                 f"--grid {grid}: binning a {grid}^3 count cube ({BYTES_PER_CELL} bytes a cell)")
+    out_dir = check_output_dir(out_dir)
+    outputs = tuple(out_dir / f"{snapshot.name}.h5" for snapshot in snapshots)
+    if out_dir.exists():
+        for path in outputs:
+            check_output_file(path, overwrite)
+    return IngestPlan(tuple(snapshots), outputs, out_dir, grid, box_size, chunk, overwrite, sum(counts))
+
+
+def run_ingest(plan: IngestPlan, on_chunk: Callable[[int], None] | None = None) -> list[Path]:
+    """Bin the snapshots of a checked plan; the cubes are renamed into place together at the end."""
+    ensure_writable_dir(plan.out_dir)
+    with contextlib.ExitStack() as renames:  # every rename waits for the last snapshot
+        for snapshot, path in zip(plan.snapshots, plan.outputs):
+            tmp = renames.enter_context(atomic_file(path, overwrite=plan.overwrite))
+            counts, written_box = bin_snapshot(snapshot, plan.grid, plan.box_size, plan.chunk, on_chunk)
+            write_cube_to(tmp, counts, box_size=written_box, source=", ".join(p.name for p in snapshot.files),
+                          particles=int(counts.sum(dtype=np.float64)))
+    return list(plan.outputs)
+
+
 def ingest(paths: list[str | os.PathLike], grid: int, out_dir: str | os.PathLike,
            box_size: float | None = None, overwrite: bool = False, chunk: int | None = None,
            on_chunk: Callable[[int], None] | None = None) -> list[Path]:
     """Bin each snapshot in `paths` into `out_dir/<name>.h5`; return the files written.
 
-    All inputs and outputs are checked before the first particle is read; each
-    cube is written atomically once its snapshot is fully binned.
+    All or nothing: every input and output is checked before the first
+    particle is read (`plan_ingest`), and the cubes are renamed into place
+    together once every snapshot is binned, so a failure leaves no cube.
     """
-    if grid <= 0:
-        raise InputError(f"--grid: expected > 0. Received: {grid}")
-    if box_size is not None and not box_size > 0:
-        raise InputError(f"--box-size: expected > 0. Received: {box_size}")
-    snapshots = group_snapshots(paths)
-    for snapshot in snapshots:
-        snapshot_box_size(snapshot, box_size)
-    out_dir = ensure_writable_dir(out_dir)
-    outputs = [out_dir / f"{snapshot.name}.h5" for snapshot in snapshots]
-    for path in outputs:
-        if path.exists() and not overwrite:
-            raise InputError(f"output {path} already exists (pass --overwrite to replace it)")
-    for snapshot, path in zip(snapshots, outputs):
-        counts, written_box = bin_snapshot(snapshot, grid, box_size, chunk, on_chunk)
-        write_cube(path, counts, box_size=written_box, overwrite=overwrite,
-                   source=", ".join(p.name for p in snapshot.files), particles=int(counts.sum(dtype=np.float64)))
-    return outputs
+    return run_ingest(plan_ingest(paths, grid, out_dir, box_size, overwrite, chunk), on_chunk)

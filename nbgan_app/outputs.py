@@ -5,6 +5,15 @@ temporary name in the same directory and renamed into place only when the
 writer finished without error, so an interrupted or failed command never
 leaves a file that looks complete, and an existing result is never replaced
 unless the caller asked for it.
+
+Only the output's own file or directory is ever created. A missing parent
+directory is an error naming it, so that a typo in a path (`reslts/s.json`)
+does not quietly make directories. Where nbgan itself owns a layout (a run
+directory's `checkpoints/`, the demo's `checkpoints/demo/...`, a config's
+simulation cache), the caller opts in with `parents=True`.
+
+`check_output_file` and `check_output_dir` make every check without writing
+anything, so that a command can refuse a bad output path before it starts work.
 """
 
 from __future__ import annotations
@@ -17,17 +26,86 @@ from typing import Iterator
 from nbgan_app.errors import InputError
 
 
-def ensure_writable_dir(path: str | os.PathLike) -> Path:
-    """Create `path` (and parents) if needed and check that files can be written there."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output directory {path}: {exc.strerror}") from None
+def _check_writable_dir(path: Path) -> None:
     if not path.is_dir():
-        raise InputError(f"output path {path} exists and is not a directory")
+        raise InputError(f"cannot create output directory {path}: it exists and is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         raise InputError(f"output directory {path} is not writable")
+
+
+def _missing_parent(path: Path) -> InputError:
+    return InputError(f"cannot create output directory {path}: its parent directory {path.parent} does not exist "
+                      "(create it first, or check the path for a typo)")
+
+
+def check_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
+    """Check, creating nothing, that `ensure_writable_dir(path, parents)` would succeed.
+
+    Raises:
+        InputError: `path` exists and is not a writable directory, or it is
+            missing and so is its parent (without `parents`), or the parent
+            is not a writable directory.
+    """
+    path = Path(path)
+    if path.exists():
+        _check_writable_dir(path)
+        return path
+    parent = path.parent
+    if parents:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    elif not parent.exists():
+        raise _missing_parent(path)
+    if not parent.is_dir():
+        raise InputError(f"cannot create output directory {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot create output directory {path}: {parent} is not writable")
+    return path
+
+
+def ensure_writable_dir(path: str | os.PathLike, parents: bool = False) -> Path:
+    """Create the directory `path` if needed and check that files can be written there.
+
+    Only `path` itself is created: its parent must exist, unless `parents` is
+    true (a layout nbgan owns), when missing parents are created too.
+    """
+    path = Path(path)
+    if path.exists():
+        _check_writable_dir(path)
+        return path
+    try:
+        path.mkdir(parents=parents, exist_ok=True)
+    except FileNotFoundError:
+        raise _missing_parent(path) from None
+    except OSError as exc:
+        raise InputError(f"cannot create output directory {path}: {exc.strerror}") from None
+    _check_writable_dir(path)
+    return path
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = False, parents: bool = False) -> Path:
+    """Check, creating nothing, that `atomic_file(path, overwrite, parents)` may write `path`.
+
+    Raises:
+        InputError: `path` is a directory; it exists and `overwrite` is false;
+            its directory is missing (without `parents`) or not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"output {path} is a directory; expected the name of a file to write")
+    if path.exists() and not overwrite:
+        raise InputError(f"output {path} already exists (pass --overwrite to replace it)")
+    parent = path.parent
+    if parent.exists() or not parents:
+        if not parent.exists():
+            raise InputError(f"output {path}: directory {parent} does not exist "
+                             "(create it first, or check the path for a typo)")
+        if not parent.is_dir():
+            raise InputError(f"output {path}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"output {path}: directory {parent} is not writable")
+    else:
+        check_output_dir(parent, parents=True)
     return path
 
 
@@ -37,20 +115,23 @@ def temporary_name(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_file(path: str | os.PathLike, overwrite: bool = False, parents: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to `path` on success, delete it on failure.
 
+    `path`'s directory must exist unless `parents` (a layout nbgan owns).
+
     Raises:
-        InputError: `path` exists and `overwrite` is false, or its directory
-            cannot be written.
+        InputError: `path` is a directory, or exists and `overwrite` is
+            false, or its directory is missing or cannot be written.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"output {path} already exists (pass --overwrite to replace it)")
-    ensure_writable_dir(path.parent)
+    path = check_output_file(path, overwrite, parents)
+    if parents:
+        ensure_writable_dir(path.parent, parents=True)
     tmp = temporary_name(path)
     try:
         yield tmp
+        if path.is_dir():  # made while we wrote: never rename a file over it
+            raise InputError(f"output {path} is a directory; expected the name of a file to write")
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

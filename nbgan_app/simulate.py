@@ -27,9 +27,9 @@ import numpy as np
 
 from nbgan_app.binning import bin_positions
 from nbgan_app.config import SimulationConfig
-from nbgan_app.cubes import write_cube
+from nbgan_app.cubes import check_box_size, check_memory, write_cube
 from nbgan_app.errors import InputError
-from nbgan_app.outputs import ensure_writable_dir
+from nbgan_app.outputs import check_output_dir, ensure_writable_dir
 
 # The settings a cube depends on: stored as attributes of each box file and
 # compared on reuse, so a cache made with other settings is never taken silently.
@@ -47,13 +47,23 @@ def check_simulation(sim: SimulationConfig) -> SimulationConfig:
         # jaxpm 0.1.6's cic_paint/cic_read reshape the particles to the mesh shape.
         raise InputError(f"simulation.mesh: jaxpm 0.1.6 needs one particle per mesh cell; "
                          f"expected mesh == particles. Received: mesh={sim.mesh}, particles={sim.particles}")
-    if not sim.box_size > 0:
-        raise InputError(f"simulation.box_size: expected > 0 Mpc/h. Received: {sim.box_size}")
+    check_box_size(sim.box_size, "simulation.box_size")
     if not 0 < sim.a_start < 1:
         raise InputError(f"simulation.a_start: expected 0 < a_start < 1. Received: {sim.a_start}")
     if not 0 < sim.omega_b < sim.omega_m:
         raise InputError(f"simulation.omega_b: expected 0 < omega_b < omega_m. Received: {sim.omega_b}")
     return sim
+
+
+def check_simulation_memory(sim: SimulationConfig) -> None:
+    """Raise InputError, before jax allocates anything, when one box cannot fit in the memory available.
+
+    A lower bound: per particle its position, momentum and force (float32, 3 each) and the
+    float64 positions binned; per mesh cell the density and its Fourier transform; per grid
+    cell the binning's counts.
+    """
+    check_memory(sim.particles**3 * (36 + 24) + sim.mesh**3 * 16 + sim.grid**3 * 16,
+                 f"simulation of {sim.particles}^3 particles on a {sim.mesh}^3 mesh into a {sim.grid}^3 grid")
 
 
 def _import_jax_cosmo():
@@ -211,15 +221,20 @@ def check_cached_box(path: Path, sim: SimulationConfig, index: int) -> None:
                              "use another --out directory or delete the old boxes")
 
 
-def simulate_suite(sim: SimulationConfig, out_dir: Path, progress: bool = True) -> list[Path]:
+def simulate_suite(sim: SimulationConfig, out_dir: Path, progress: bool = True,
+                   parents: bool = True) -> list[Path]:
     """Write box_000.h5 ... one count cube per box into `out_dir`; return all their paths.
 
     Boxes already there (made with the same settings) are kept, so a rerun is
     instant and an interrupted run resumes; each file is written atomically, so
     an interruption never leaves a box that looks complete. Progress goes to stderr.
+    `parents`: create missing parents of `out_dir` (a config's cache directory, a layout
+    nbgan owns); `nbgan simulate --out DIR` passes False, so a typo makes no directories.
     """
     check_simulation(sim)
-    out_dir = ensure_writable_dir(out_dir)
+    check_simulation_memory(sim)
+    check_output_dir(out_dir, parents=parents)
+    out_dir = ensure_writable_dir(out_dir, parents=parents)
     paths = [box_path(out_dir, i) for i in range(sim.boxes)]
     todo = []
     for index, path in enumerate(paths):

@@ -107,3 +107,33 @@ def test_cli_output_that_is_a_file_exits_2(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["simulate", "--out", str(tmp_path / "file"), "--boxes", "1", "--quiet"]) == 2
     assert "cannot create output directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--box-size=inf"], "simulation.box_size: expected a positive, finite"),
+    (["--box-size=1e300"], "simulation.box_size: box side 1e+300 Mpc/h is larger"),
+    (["--grid", "100000"], "100000^3 grid needs 16 PB, more than"),
+    (["--particles", "20000"], "20000^3 particles on a 20000^3 mesh"),
+])
+def test_cli_impossible_settings_exit_2_before_any_work(tmp_path, capsys, argv, message):
+    assert main(["simulate", "--out", str(tmp_path / "out"), *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_out_in_a_missing_directory_makes_no_directories(tmp_path, capsys):
+    assert main(["simulate", "--out", str(tmp_path / "typo" / "out"), "--boxes", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"parent directory {tmp_path / 'typo'} does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_config_cache_makes_its_parents(tmp_path, monkeypatch):
+    """The config's cache is a layout nbgan owns (data/<name>-sim): its parents are made."""
+    monkeypatch.setattr(simulate, "simulate_box", fake_box)
+    paths = simulate.simulate_suite(TINY, tmp_path / "data" / "tiny-sim", progress=False)
+    assert [p.parent for p in paths] == [tmp_path / "data" / "tiny-sim"] * 2
+    with pytest.raises(InputError, match="does not exist"):
+        simulate.simulate_suite(TINY, tmp_path / "typo" / "out", progress=False, parents=False)
+    assert not (tmp_path / "typo").exists()

@@ -25,7 +25,8 @@ def add_parser(subparsers) -> None:
             "Settings come from --config's [data.simulation] (DIR defaults to its cache) and the flags, "
             "which win."),
     )
-    parser.add_argument("--out", metavar="DIR", help="output directory (default: the config's cache directory)")
+    parser.add_argument("--out", metavar="DIR", help="output directory, created if missing (its parent must exist; "
+                        "default: the config's cache directory)")
     parser.add_argument("--config", metavar="C", help="take the settings from this config's [data.simulation]")
     parser.add_argument("--boxes", type=int, metavar="N", help="number of boxes (default 8)")
     parser.add_argument("--particles", type=int, metavar="P", help="particles per side (default 64)")
@@ -70,7 +71,8 @@ def run(args) -> int:
 
     sim, out = settings(args)
     check_simulation(sim)
-    paths = simulate_suite(sim, out, progress=not args.quiet)
+    # --out is the user's own path: only DIR itself is made; a config's cache may make its parents
+    paths = simulate_suite(sim, out, progress=not args.quiet, parents=not args.out)
     # Clustering: count variance over mean, 1 for Poisson (unclustered) particles; one cube at a time.
     ratio = float(np.mean([cube.var() / cube.mean() for path in paths for cube in iter_cubes(path)]))
     print(f"{len(paths)} boxes of {sim.grid}^3 counts ({sim.particles}^3 particles, {sim.box_size:g} Mpc/h) "

@@ -147,14 +147,17 @@ def power_spectrum(
     import scipy.fft  # here, not at the top: the dashboard reads the registry and starts faster without scipy
 
     batch, single = as_batch(counts, ndim)
-    if not box_size or box_size <= 0:
-        raise InputError(f"Expected a positive box size in Mpc/h. Received: box_size={box_size}")
+    if box_size is None or not 0 < float(box_size) < np.inf:
+        raise InputError(f"Expected a positive, finite box size in Mpc/h. Received: box_size={box_size}")
     d, n = batch.ndim - 1, batch.shape[1]
     binning = mode_bins(n, d, float(box_size), bins)
     n_bins = len(binning.k)
     norm = float(box_size) ** d / float(n) ** (2 * d)
     power = np.empty((len(batch), n_bins))
     for i, field in enumerate(batch):
+        if not np.any(field):
+            where = "the field" if single else f"field {i} of the batch"
+            raise InputError(f"{where} holds no particles (every count is 0): it has no density contrast")
         delta_k = scipy.fft.rfftn(density_contrast(field), workers=workers)
         modulus2 = np.square(delta_k.real) + np.square(delta_k.imag)
         sums = np.bincount(binning.index, weights=modulus2.ravel(), minlength=n_bins + 1)

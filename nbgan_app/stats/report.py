@@ -12,15 +12,15 @@ import json
 import os
 from pathlib import Path
 
-from nbgan_app.errors import InputError
-from nbgan_app.outputs import atomic_file
+from nbgan_app.outputs import atomic_file, check_output_file
 from nbgan_app.stats import registry
 
 
 def check_output_free(path: str | os.PathLike | None, overwrite: bool) -> None:
-    """Fail before any work when `path` exists and may not be replaced."""
-    if path is not None and Path(path).exists() and not overwrite:
-        raise InputError(f"output {path} already exists (pass --overwrite to replace it)")
+    """Fail before any work when `path` may not be written: it is a directory, exists and may not be
+    replaced, or its directory is missing or read-only (`outputs.check_output_file`)."""
+    if path is not None:
+        check_output_file(path, overwrite)
 
 
 def write_json(path: str | os.PathLike, result: dict, overwrite: bool = False) -> Path:

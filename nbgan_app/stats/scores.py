@@ -143,7 +143,8 @@ def floor_scores(samples: np.ndarray, splits) -> dict:
     return floor
 
 
-def _check_sets(real: np.ndarray, fake: np.ndarray, with_floor: bool) -> None:
+def check_sets(real: np.ndarray, fake: np.ndarray, with_floor: bool) -> None:
+    """Raise InputError unless the grids agree and there are enough cubes for a score (and the floor)."""
     if real.shape[1:] != fake.shape[1:]:
         raise InputError(f"real and fake grids differ: real cubes {real.shape[1:]}, fake cubes {fake.shape[1:]}")
     for name, batch in (("real", real), ("fake", fake)):
@@ -204,7 +205,7 @@ def compare(
         raise InputError(f"real cubes are {real_batch.ndim - 1}-D, fake cubes {fake_batch.ndim - 1}-D")
     if floor is None:
         floor = len(real_batch) >= FLOOR_MIN
-    _check_sets(real_batch, fake_batch, floor)
+    check_sets(real_batch, fake_batch, floor)
     d = real_batch.ndim - 1
     real_stats = cube_statistics(real_batch, box_size, psd_bins, d, peak_boundary)
     fake_stats = cube_statistics(fake_batch, box_size, psd_bins, d, peak_boundary)
