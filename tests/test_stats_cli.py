@@ -265,3 +265,13 @@ def test_stats_of_2d_slices_are_in_mpc_h_squared(tmp_path, capsys):
     np.testing.assert_allclose(p64, p32 * 4)  # V = L^2: a 2-D spectrum
     assert results[64.0]["mass_hist"]["mean"] == results[32.0]["mass_hist"]["mean"]
     assert sum(results[64.0]["mass_hist"]["mean"]) == pytest.approx(16**2)  # pixels, not voxels
+
+
+def test_compare_names_an_all_zero_cube(tmp_path, capsys):
+    real = write_set(tmp_path / "real", 4)
+    fake = write_set(tmp_path / "fake", 2, seed=5)
+    write_cube(fake / "zero.h5", np.zeros((12, 12, 12)), box_size=64.0)
+    out = tmp_path / "c.json"
+    assert main(compare_argv([real], [fake], out)) == 2
+    assert f"{fake / 'zero.h5'} holds no particles" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()

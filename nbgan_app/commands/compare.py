@@ -50,7 +50,7 @@ def run(args) -> int:
 
     check_output_free(args.json, args.overwrite)
     check_output_free(args.plot, args.overwrite)
-    if args.plot is not None and Path(args.plot).absolute() == Path(args.json).absolute():
+    if args.plot is not None and Path(args.plot).resolve() == Path(args.json).resolve():
         raise InputError(f"--plot and --json are the same file {args.json}; give them different names")
     if args.floor_splits < 1:
         raise InputError(f"--floor-splits must be at least 1; received {args.floor_splits}")

@@ -157,7 +157,7 @@ def power_spectrum(
     for i, field in enumerate(batch):
         if not np.any(field):
             where = "the field" if single else f"field {i} of the batch"
-            raise InputError(f"{where} holds no particles (every count is 0): it has no density contrast")
+            raise InputError(f"{where} holds no particles (zero mean count): it has no density contrast")
         delta_k = scipy.fft.rfftn(density_contrast(field), workers=workers)
         modulus2 = np.square(delta_k.real) + np.square(delta_k.imag)
         sums = np.bincount(binning.index, weights=modulus2.ravel(), minlength=n_bins + 1)
