@@ -49,6 +49,7 @@ class PatchFake:
         self.ids = {noise.patch_latent(SEED, level, c, i, patch).tobytes(): (c, i)
                     for c in range(n_cubes) for i in itertools.product(range(n), repeat=ndim)}
         self.calls, self.fail_after, self.face_contexts = 0, fail_after, []
+        self.watch = None  # called before every call
 
     def region(self, index):
         return tuple(slice(i * self.p, (i + 1) * self.p) for i in index)
@@ -72,6 +73,8 @@ class PatchFake:
         return np.stack(channels, -1)
 
     def __call__(self, x):
+        if self.watch is not None:
+            self.watch()
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise RuntimeError("interrupted")
         self.calls += 1
@@ -96,15 +99,20 @@ def two_level_plans(n, patch, factor, ndim):
 
 
 def sample(path, n_cubes=2, n=3, patch=4, factor=2, ndim=3, order="wavefront", max_batch=1000,
-           fail_after=None, resume=False, to_counts=None, whole_fails=False, shift=1.0, memory=None):
-    """Sample into `path`; on `resume` the fake checks contexts against `memory` (the uninterrupted run's level)."""
+           fail_after=None, resume=False, to_counts=None, whole_fails=False, shift=1.0, memory=None,
+           overwrite=False, watch=None):
+    """Sample into `path`; on `resume` the fake checks contexts against `memory` (the uninterrupted run's level).
+
+    `watch()` is called before every call of the fine level's generator (what a kill then would leave).
+    """
     plans, coarse_side = two_level_plans(n, patch, factor, ndim)
     whole = WholeFake(coarse_side, ndim)
     coarse = np.stack([whole(noise.cube_latent(SEED, 2, c, 3)[None])[0, ..., 0] for c in range(n_cubes)])
     fine = PatchFake(n_cubes, n, patch, ndim, 1, coarse, factor, fail_after, shift)
+    fine.watch = watch
     waves_seen = []
     with SampleFile(path, dataset_specs(plans, ndim), n_cubes, {"seed": SEED, "order": order},
-                    resume=resume) as f:
+                    resume=resume, overwrite=overwrite) as f:
         if resume:  # what the first run made, as the uninterrupted run made it
             done = np.repeat(f.h5["progress/data"][()].astype(bool)[None], n_cubes, 0)
             fine.written[:] = done
@@ -244,6 +252,69 @@ def test_failure_before_first_wave_leaves_no_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
 
 
+def test_overwrite_replaces_only_with_a_complete_file(tmp_path):
+    """Until its last patch the new file is a temporary sibling: a kill at any moment leaves the old result."""
+    out = tmp_path / "old.h5"
+    sample(out)
+    before = out.read_bytes()
+    seen = []
+
+    def old_file_still_there():
+        assert out.read_bytes() == before
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+
+    sample(out, overwrite=True, shift=2.0, watch=old_file_still_there)
+    assert len(seen) == 7 and all(len(names) == 2 and names[0].startswith(".old.h5.tmp") for names in seen)
+    after, complete = read(out)
+    assert complete and out.read_bytes() != before and after.min() >= 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+    # a run that fails late (after 5 of 7 waves) leaves the old file as it was, and no temporary file
+    replaced = out.read_bytes()
+    with pytest.raises(RuntimeError):
+        sample(out, overwrite=True, shift=3.0, fail_after=5)
+    assert out.read_bytes() == replaced and sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+    # with no file to replace, --overwrite places the new file after its first wave, as a new run does
+    with pytest.raises(RuntimeError):
+        sample(tmp_path / "fresh.h5", overwrite=True, fail_after=3)
+    assert not read(tmp_path / "fresh.h5")[1]
+
+
+def test_a_given_level_alone_puts_no_file_in_place(tmp_path):
+    """`nbgan upscale` writes its input level first; a failure before the first generated wave leaves nothing."""
+    plans, coarse_side = two_level_plans(3, 4, 2, 3)
+    plans[0] = LevelPlan(2, coarse_side, coarse_side, None, None, None, "levels/2")
+    given = np.ones((2,) + (coarse_side,) * 3, np.float32)
+    fine = PatchFake(2, 3, 4, 3, 1, given, 2, fail_after=0)
+    with pytest.raises(RuntimeError):
+        with SampleFile(tmp_path / "up.h5", dataset_specs(plans), 2, {}) as f:
+            run_chain(plans, [None, fine], f, 2, given=given, seed=SEED)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_checks_before_writing(tmp_path, monkeypatch):
+    from nbgan_app.sampling import writer
+
+    plans, _ = two_level_plans(3, 4, 2, 3)
+    (tmp_path / "dir.h5").mkdir()
+    with pytest.raises(InputError, match=r"dir.h5 is a directory; expected the name of a file"):
+        with SampleFile(tmp_path / "dir.h5", dataset_specs(plans), 2, {}, overwrite=True):
+            pass
+    with pytest.raises(InputError, match=r"typo/out.h5: directory \S+typo does not exist"):
+        with SampleFile(tmp_path / "typo" / "out.h5", dataset_specs(plans), 2, {}):
+            pass
+    needed = SampleFile(tmp_path / "big.h5", dataset_specs(plans), 10**23, {}).nbytes()
+    assert needed == 4 * 10**23 * (12 ** 3 + 6 ** 3 + 4 * 3 * 3 * 4 ** 3)
+    with pytest.raises(InputError, match=r"big.h5: 100000000000000000000000 cubes of 12\^3 need about 1.7e\+15 TB"):
+        with SampleFile(tmp_path / "big.h5", dataset_specs(plans), 10**23, {}):
+            pass
+    free = 10**6
+    monkeypatch.setattr(writer.shutil, "disk_usage", lambda path: type("Usage", (), {"free": free})())
+    with pytest.raises(InputError, match=r"need about 3.4 MB, more than the 1 MB free"):
+        with SampleFile(tmp_path / "big.h5", dataset_specs(plans), 200, {}):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.h5"]
+
+
 def test_counts_are_written_after_the_backward_transform(tmp_path):
     from nbgan_app.config import TransformConfig
     from nbgan_app.transforms import backward
@@ -289,9 +360,9 @@ def test_plan_chain_sizes_and_bad_inputs(tiny_config, tmp_path):
     with pytest.raises(InputError, match="not a multiple"):
         plan_chain(runs_of(tiny_config, ["uni", "1"], tmp_path), size=18)
     other = dataclasses.replace(tiny_config, transform=dataclasses.replace(tiny_config.transform, c=10.0))
-    with pytest.raises(InputError, match="different transforms"):
+    with pytest.raises(InputError, match=r"run3 and \S+x disagree on transform.c: 8000 vs 10$"):
         plan_chain(runs_of(tiny_config, ["3", "2"], tmp_path) + [RunInfo(tmp_path / "x", "1", other)])
-    with pytest.raises(InputError, match="patch sizes"):
+    with pytest.raises(InputError, match=r"disagree on pyramid.patch: 4 vs 2$"):
         wide = dataclasses.replace(tiny_config, pyramid=dataclasses.replace(tiny_config.pyramid, patch=2))
         plan_chain(runs_of(tiny_config, ["3", "2"], tmp_path) + [RunInfo(tmp_path / "x", "1", wide)])
     with pytest.raises(InputError, match="must start"):
@@ -300,3 +371,80 @@ def test_plan_chain_sizes_and_bad_inputs(tiny_config, tmp_path):
         plan_chain(runs_of(tiny_config, ["3", "1", "2"], tmp_path))
     given = plan_chain(runs_of(tiny_config, ["1"], tmp_path), given_input=True)
     assert [(p.side, p.run is None, p.name) for p in given] == [(8, True, "levels/2"), (16, False, "data")]
+
+
+def with_data(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **changes))
+
+
+def with_simulation(config, **changes):
+    import dataclasses
+
+    return with_data(config, simulation=dataclasses.replace(config.data.simulation, **changes))
+
+
+def test_runs_of_a_chain_must_see_the_same_cubes(tiny_config, tmp_path):
+    """Box size, data, transform and pyramid: one line naming the setting and both values, no dataclass reprs."""
+    import dataclasses
+
+    def chain(head_config, scales=("3", "2", "1")):
+        return [RunInfo(tmp_path / f"r{scales[0]}", scales[0], head_config)] + runs_of(tiny_config, scales[1:],
+                                                                                      tmp_path)
+
+    cases = [
+        # the issue's case: M3 trained on 100 Mpc/h boxes, M2 and M1 on 64 Mpc/h
+        (with_simulation(tiny_config, box_size=100.0), "disagree on the box size: 100 vs 64 Mpc/h"),
+        (with_simulation(tiny_config, seed=8), "disagree on data.simulation.seed: 8 vs 7"),
+        (with_simulation(tiny_config, boxes=5), "disagree on data.simulation.boxes: 5 vs 3"),
+        (dataclasses.replace(tiny_config, transform=dataclasses.replace(tiny_config.transform, kind="released")),
+         "disagree on transform.kind: released vs thesis"),
+        (dataclasses.replace(tiny_config, pyramid=dataclasses.replace(tiny_config.pyramid, sizes=(16, 8, 2))),
+         "disagree on pyramid.sizes: [16, 8, 2] vs [16, 8, 4]"),
+        (with_data(tiny_config, simulation=None, dir="cubes", box_size=64.0),
+         "disagree on data.dir: " + str(tiny_config.resolve("cubes")) + " vs (not set)"),
+    ]
+    for head, message in cases:
+        with pytest.raises(InputError) as caught:
+            plan_chain(chain(head))
+        text = str(caught.value)
+        assert text.startswith(f"runs {tmp_path / 'r3'} and {tmp_path / 'run2'} ") and text.endswith(message), text
+        assert "Config(" not in text and "\n" not in text
+
+    # what does not change the cubes may differ: the simulation's cache, the held-out split, other settings
+    same = with_simulation(with_data(tiny_config, held_out=2), cache=str(tmp_path / "elsewhere"))
+    same = dataclasses.replace(same, train=dataclasses.replace(same.train, steps=9), root=str(tmp_path))
+    assert [p.side for p in plan_chain(chain(same))] == [4, 8, 16]
+    # a uni-scale head makes patches at any size: its pyramid may differ, its data may not
+    own_pyramid = dataclasses.replace(tiny_config, pyramid=dataclasses.replace(tiny_config.pyramid, sizes=(32, 8, 4)))
+    assert [p.side for p in plan_chain(chain(own_pyramid, ("uni", "2", "1")), size=32)] == [8, 16, 32]
+    with pytest.raises(InputError, match="box size: 100 vs 64"):
+        plan_chain(chain(with_simulation(tiny_config, box_size=100.0), ("uni", "2", "1")), size=32)
+    # two directories of cubes: the same directory agrees, and a stated box wins over the files' attribute
+    cubes = tmp_path / "cubes"
+    cubes.mkdir()
+    from nbgan_app.cubes import write_cube
+
+    write_cube(cubes / "a.h5", np.ones((16, 16, 16), np.float32), 64.0)
+    on_files = with_data(tiny_config, simulation=None, dir=str(cubes))
+    runs = [RunInfo(tmp_path / f"d{s}", s, on_files) for s in ("3", "2")]
+    assert len(plan_chain(runs)) == 2
+    stated = with_data(on_files, box_size=100.0)
+    with pytest.raises(InputError, match="box size: 64 vs 100 Mpc/h$"):
+        plan_chain(runs + [RunInfo(tmp_path / "d1", "1", stated)])
+
+
+def test_a_chain_names_the_scale_it_lacks(tiny_config, tmp_path):
+    """M3 then M1 (M2 missing): the message names scale 2, not a --size nobody gave."""
+    with pytest.raises(InputError) as caught:
+        plan_chain(runs_of(tiny_config, ["3", "1"], tmp_path))
+    text = str(caught.value)
+    assert "scale 2 is missing between run" in text and "--size" not in text and "None" not in text, text
+    # a uni-scale head makes whatever level the next run up-scales
+    assert [p.side for p in plan_chain(runs_of(tiny_config, ["uni", "1"], tmp_path), size=16)] == [8, 16]
+    # a side the patches do not tile cites --size only where it was given
+    with pytest.raises(InputError, match=r"^--size 18: level side 18"):
+        plan_chain(runs_of(tiny_config, ["uni", "1"], tmp_path), size=18)
+    with pytest.raises(InputError, match=r"^output side 6 \(the given cubes' side"):
+        plan_chain(runs_of(tiny_config, ["1"], tmp_path), size=6, given_input=True)

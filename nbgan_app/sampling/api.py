@@ -10,11 +10,15 @@ The file (`writer`) holds `data` (N, S, S, S) counts and the coarser levels
 under `levels/`; an interrupted call leaves `complete = False`, and the same
 call with `resume=True` finishes it into the file an uninterrupted one writes.
 Errors a user can fix (missing runs or checkpoints, chains that do not fit,
-an existing output) raise InputError before anything is written.
+a seed out of range, input cubes at another voxel scale than the run's, an
+existing output, a disk too small) raise InputError before anything is
+written. With `overwrite`, an existing file is replaced only by a complete
+new one (`writer`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -25,12 +29,32 @@ import numpy as np
 
 from nbgan_app import scales
 from nbgan_app.errors import InputError
-from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, plan_chain, run_chain
+from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, plan_chain, run_box_size, run_chain
+from nbgan_app.sampling.orders import ORDERS, waves
 from nbgan_app.sampling.runs import checkpoint_of, load_generator, load_run
 from nbgan_app.sampling.sampler import Progress
 from nbgan_app.sampling.writer import SampleFile
 
 PathLike = str | os.PathLike
+SEED_MAX = 2**63 - 1  # seeds are stored as an int64 attribute of the sample file
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """`seed` as an int in 0 .. SEED_MAX; InputError naming `name` (a flag, for the CLI) otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise InputError(f"{name}: expected a whole number from 0 to 2^63-1. Received: {seed!r}")
+    return int(seed)
+
+
+def _check_settings(n: int | None = None, *, seed, order: str | None, max_batch: int | None) -> int:
+    """InputError for a bad count, seed, order or batch (before anything is loaded or written); the seed."""
+    for name, value in (("n", n), ("max_batch", max_batch)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                  or value < 1):
+            raise InputError(f"{name}: expected a whole number >= 1. Received: {value!r}")
+    if order is not None and order not in ORDERS:
+        raise InputError(f"order: expected one of {', '.join(ORDERS)}. Received: {order!r}")
+    return check_seed(seed)
 
 
 @dataclass(frozen=True)
@@ -93,9 +117,9 @@ def load_chain(runs: str | Sequence[PathLike], size: int | None = None) -> Chain
 def box_size_of(run: RunInfo, side: int) -> float | None:
     """Box side in Mpc/h of a cube of `side` voxels at the resolution the run was trained at.
 
-    None when the run's config states no box size (its data files carried it).
+    None when the run's box size is unknown (`chain.run_box_size`).
     """
-    box = run.config.data.declared_box_size()
+    box = run_box_size(run)
     return None if box is None else box * side / run.config.level_size(run.scale)
 
 
@@ -114,9 +138,12 @@ def sample_chain(runs: str | Sequence[PathLike] | Chain, n: int, out: PathLike, 
         order: "wavefront" or "raster" (default: the last run's `sample.order`).
         max_batch: most patches per generator call (default: the last run's `sample.max_batch`).
         resume: finish an interrupted file (same runs, n, seed and order).
-        overwrite: replace an existing `out` once the new file has content.
-        progress: called with (wave, waves, level) after every wave (`progress.WaveReporter`).
+        overwrite: replace an existing `out`, once the new file is complete (until then the old one stays).
+        progress: called with (wave, waves, level) after every wave; if it has a
+            method `begin(work)`, that is called once before, with the work
+            ahead (`work_of`), for one bar with an ETA (`commands.sample.ProgressLine`).
     """
+    seed = _check_settings(n, seed=seed, order=order, max_batch=max_batch)
     if isinstance(runs, Chain):
         if size is not None:
             raise ValueError("size: plan it with load_chain(runs, size)")
@@ -139,40 +166,120 @@ def upscale(run: PathLike, input: PathLike, out: PathLike, *, from_fine: bool = 
             resolution (then brought down as in training, `pyramid.level_of`).
         out, seed, order, max_batch, resume, overwrite, progress: as for `sample_chain`;
             the output has n = N cubes of side s times the run's factor.
+
+    The input's voxels must be the size the run takes (its `box_size`
+    attribute over its side, against the run's box over its level side); the
+    output's `box_size` is the input's (the run's scale when the input has none).
     """
+    from nbgan_app.cubes import load_cubes
+    from nbgan_app.pyramid import level_of
+
+    seed = _check_settings(seed=seed, order=order, max_batch=max_batch)
     run_info = load_run(run)
     scale = scales.scale(run_info.scale)
     if not scale.conditional:
         raise InputError(f"run {run} has scale {run_info.scale}; upscale needs an M2 or M1 run")
-    input = Path(input)
-    coarse = _given_level(run_info, input, from_fine)
-    if coarse.ndim != 4:
-        raise InputError(f"{input}: expected 3-D cubes. Received shape {coarse.shape[1:]}")
-    plans = plan_chain([run_info], coarse.shape[1] * scale.factor(run_info.config.pyramid), given_input=True)
+    input, out = Path(input), Path(out)
+    _check_not_input(input, out)
+    counts, input_box = load_cubes([input])
+    if counts.ndim != 4:
+        raise InputError(f"{input}: expected 3-D cubes. Received shape {counts.shape[1:]}")
+    if not len(counts):
+        raise InputError(f"{input}: holds no cubes")
+    side = _upscale_side(run_info, input, counts.shape[1], from_fine)
+    box = _output_box(run_info, input, counts.shape[1], input_box, from_fine)
+    coarse = level_of(run_info.config, counts, side)
+    del counts  # the level is all that is needed from here on
+    plans = plan_chain([run_info], side * scale.factor(run_info.config.pyramid), given_input=True)
     return _write(Chain([run_info], plans), len(coarse), out, {"command": "upscale", "input": str(input.resolve())},
-                  given=coarse, seed=seed, order=order, max_batch=max_batch, resume=resume, overwrite=overwrite,
-                  progress=progress)
+                  given=coarse, box=box, seed=seed, order=order, max_batch=max_batch, resume=resume,
+                  overwrite=overwrite, progress=progress)
 
 
-def _given_level(run: RunInfo, path: Path, from_fine: bool) -> np.ndarray:
-    """The input cubes in transformed space at the run's conditioning resolution, (N, s, ..., s)."""
-    from nbgan_app.cubes import load_cubes
-    from nbgan_app.pyramid import level_of
+def _check_not_input(input: Path, out: Path) -> None:
+    """The output may neither be the input file nor lie in the input directory (it would be read next time)."""
+    source, target = input.resolve(), out.resolve()
+    if target == source or (out.is_file() and input.is_file() and os.path.samefile(input, out)):  # or a hard link
+        raise InputError(f"--out {out} is the --input file; write the up-scaled cubes to another file")
+    if input.is_dir() and source in target.parents:
+        raise InputError(f"--out {out} lies in the --input directory {input}, whose cube files would then "
+                         "include it; write it elsewhere")
 
-    counts, _ = load_cubes([path])
-    side = counts.shape[1]
+
+def _upscale_side(run: RunInfo, path: Path, side: int, from_fine: bool) -> int:
+    """The side of the conditioning level made of input cubes of `side`; InputError if the patches do not tile it."""
+    scale = scales.scale(run.scale)
+    factor, patch = run.config.factor(scale), run.config.pyramid.patch
+    # the output side (side, or side * factor) must be a whole number of patches
     if from_fine:
-        factor = run.config.factor(run.scale)
-        if side % factor:
-            raise InputError(f"{path}: side {side} is not divisible by the run's factor {factor}")
-        side //= factor
-    return level_of(run.config, counts, side)
+        need, what = patch, f"with --from-fine run {run.path} ({scale.title}) cuts them into patches of {patch}"
+    else:
+        need, what = patch // factor, (f"run {run.path} ({scale.title}) up-scales them by {factor} "
+                                       f"into patches of {patch}")
+    if side % need:
+        nearby = [s for s in (side // need * need, side // need * need + need) if s > 0]
+        raise InputError(f"{path}: cubes of side {side}; {what}, so it needs a side that is a multiple of "
+                         f"{need}, e.g. {' or '.join(map(str, nearby))}")
+    return side // factor if from_fine else side
 
 
-def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarray | None = None, seed: int,
-           order: str | None, max_batch: int | None, resume: bool, overwrite: bool,
-           progress: Progress | None) -> SampleResult:
-    """Load the generators, open the file, run the chain; shared by `sample_chain` and `upscale`."""
+def _output_box(run: RunInfo, path: Path, side: int, input_box: float | None, from_fine: bool) -> float | None:
+    """The output's box size in Mpc/h: the input's, after checking its voxels are the ones the run takes.
+
+    An input without a box size is taken at the run's voxel scale (None if
+    the run's is unknown too); a run of unknown box size cannot be checked.
+    """
+    scale = scales.scale(run.scale)
+    factor, trained = run.config.factor(scale), run.config.level_size(scale)
+    run_box = run_box_size(run)
+    if input_box is None:
+        return None if run_box is None else run_box * (side if from_fine else side * factor) / trained
+    if run_box is not None:
+        level_side = trained if from_fine else trained // factor
+        ours, theirs = input_box / side, run_box / level_side
+        if not math.isclose(ours, theirs, rel_tol=1e-6):
+            hint = ""
+            if not from_fine and math.isclose(ours * factor, theirs, rel_tol=1e-6):
+                hint = "; they look like cubes at the run's own resolution: pass --from-fine"
+            elif from_fine and math.isclose(ours, theirs * factor, rel_tol=1e-6):
+                hint = "; they look like cubes at its conditioning resolution: drop --from-fine"
+            raise InputError(f"{path}: voxels of {ours:g} Mpc/h (box_size {input_box:g} Mpc/h over {side}), but "
+                             f"run {run.path} ({scale.title}) takes voxels of {theirs:g} Mpc/h (its "
+                             f"{run_box:g} Mpc/h box over {level_side} at level "
+                             f"{scale.level if from_fine else scale.level + 1}){hint}")
+    return input_box
+
+
+def work_of(plans: list[LevelPlan], sample_file: SampleFile, n: int, order: str) -> list[tuple[int, list]]:
+    """The work of a chain, for a progress display: [(level, [(done, to do) per wave])] in (cube, patch) units.
+
+    One entry per generated level, in the order they are made; `done` counts
+    what a resumed file already holds. A whole-cube level (M3) is one wave of n cubes.
+    """
+    work = []
+    for plan in plans:
+        if plan.run is None:
+            continue
+        flags = sample_file.done_flags(plan.name)
+        if plan.latent_dim is not None:
+            work.append((plan.level, [(n, 0) if flags.all() else (0, n)]))
+            continue
+        per_wave = []
+        for wave in waves(plan.side // plan.patch, flags.ndim, order):
+            done = sum(bool(flags[index]) for index in wave)
+            per_wave.append((n * done, n * (len(wave) - done)))
+        work.append((plan.level, per_wave))
+    return work
+
+
+def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarray | None = None,
+           box: float | None = None, seed: int, order: str | None, max_batch: int | None, resume: bool,
+           overwrite: bool, progress: Progress | None) -> SampleResult:
+    """Load the generators, open the file, run the chain; shared by `sample_chain` and `upscale`.
+
+    `box`: the output's box size in Mpc/h for a given input (`upscale`);
+    otherwise the last run's box at the output side.
+    """
     from nbgan_app import transforms
 
     runs, plans = chain.runs, chain.plans
@@ -181,7 +288,8 @@ def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarra
     max_batch = max_batch or config.sample.max_batch
     steps = [checkpoint_of(r)[0] for r in runs]  # InputError before anything is written
     generators = [load_generator(p.run) if p.run is not None else None for p in plans]
-    box = box_size_of(runs[-1], chain.side)
+    if given is None:
+        box = box_size_of(runs[-1], chain.side)
     attrs = {**attrs, "runs": [str(r.path.resolve()) for r in runs], "checkpoint_steps": steps,
              "scales": [r.scale for r in runs], "seed": seed, "n_cubes": n,
              "transform": config.transform.__dict__, "order": order, "max_batch": max_batch,
@@ -194,6 +302,9 @@ def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarra
             return SampleResult(Path(out), n, chain.side, order, 0, 0.0, already_complete=True)
         if box is not None:
             sample_file.h5["data"].attrs["box_size"] = box
+        begin = getattr(progress, "begin", None)
+        if begin is not None:
+            begin(work_of(plans, sample_file, n, order))
         calls = run_chain(plans, generators, sample_file, n, given=given, seed=seed, order=order,
                           max_batch=max_batch, to_counts=lambda y: transforms.backward(y, config.transform),
                           progress=progress)

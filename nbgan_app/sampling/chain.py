@@ -13,6 +13,7 @@ sample file or, through `sample_in_memory`, into arrays.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,18 +36,83 @@ class RunInfo:
     config: Config
 
 
+def run_box_size(run: RunInfo) -> float | None:
+    """Box side in Mpc/h of the full-resolution cubes the run was trained on, or None if unknown.
+
+    The config's declared box (`DataConfig.declared_box_size`), else the
+    `box_size` attribute of the first cube file in its `data.dir` (training
+    needs one of the two; the directory may since have gone, then None).
+    """
+    declared = run.config.data.declared_box_size()
+    if declared is not None or run.config.data.dir is None:
+        return declared
+    from nbgan_app.cubes import list_cube_files, read_box_size
+
+    try:
+        return read_box_size(list_cube_files([run.config.resolve(run.config.data.dir)])[0])
+    except (InputError, OSError, KeyError):
+        return None
+
+
+def _data_source(config: Config) -> dict[str, object]:
+    """What decides which cubes a run was trained on, by dotted config key.
+
+    A simulation suite by its settings (not where its cache lies, nor which
+    of its cubes `held_out` kept for scoring), a directory by its resolved path.
+    """
+    data = config.data
+    if data.simulation is None:
+        return {"data.dir": str(config.resolve(data.dir)) if data.dir is not None else None}
+    return {f"data.simulation.{f.name}": getattr(data.simulation, f.name)
+            for f in dataclasses.fields(data.simulation) if f.name != "cache"}
+
+
+def _settings(config: Config, section: str) -> dict[str, object]:
+    """The fields of config section `section` ("transform", "pyramid") by dotted key."""
+    value = getattr(config, section)
+    return {f"{section}.{f.name}": getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
+def _disagreement(a: RunInfo, b: RunInfo, facts: dict[str, object], other: dict[str, object]) -> None:
+    for key in facts:
+        if facts[key] != other.get(key):
+            raise InputError(f"runs {a.path} and {b.path} disagree on {key}: "
+                             f"{_shown(facts[key])} vs {_shown(other.get(key))}")
+    for key in other.keys() - facts.keys():
+        raise InputError(f"runs {a.path} and {b.path} disagree on {key}: (not set) vs {_shown(other[key])}")
+
+
 def _check_consistent(runs: list[RunInfo]) -> None:
+    """Every run of a chain must see the same physical cubes: box size, data, transform and pyramid.
+
+    Raises InputError naming the first differing setting and its two values.
+    A uni-scale head (Mu) may have its own pyramid: it only makes patches,
+    at whatever size the chain asks of it.
+    """
     first = runs[0]
     for run in runs[1:]:
-        if run.config.transform != first.config.transform:
-            raise InputError(f"runs {first.path} and {run.path} use different transforms "
-                             f"({first.config.transform} vs {run.config.transform})")
-    # Mu may sit at the head at any size; the multi-scale runs must share one pyramid
+        boxes = [r.config.data.declared_box_size() for r in (first, run)]
+        if boxes[0] != boxes[1]:  # a directory's files may carry the box the config leaves open
+            boxes = [run_box_size(r) for r in (first, run)]
+            if None not in boxes and boxes[0] != boxes[1]:
+                raise InputError(f"runs {first.path} and {run.path} disagree on the box size: "
+                                 f"{boxes[0]:g} vs {boxes[1]:g} Mpc/h")
+        _disagreement(first, run, _data_source(first.config), _data_source(run.config))
+        _disagreement(first, run, _settings(first.config, "transform"), _settings(run.config, "transform"))
     pyramid_runs = [r for r in runs if scales.scale(r.scale) in scales.CHAIN]
     for run in pyramid_runs[1:]:
-        if run.config.pyramid != pyramid_runs[0].config.pyramid:
-            raise InputError(f"runs {pyramid_runs[0].path} and {run.path} have different scales or patch sizes "
-                             f"(pyramid {pyramid_runs[0].config.pyramid} vs {run.config.pyramid})")
+        _disagreement(pyramid_runs[0], run, _settings(pyramid_runs[0].config, "pyramid"),
+                      _settings(run.config, "pyramid"))
 
 
 def _check_order(runs: list[RunInfo], given_input: bool) -> None:
@@ -61,32 +127,48 @@ def _check_order(runs: list[RunInfo], given_input: bool) -> None:
     if any(not s.conditional for s in rest) or levels != sorted(set(levels), reverse=True):
         raise InputError(f"chain scales {','.join(s.name for s in order)}: after the first run expected "
                          f"{' then '.join(s.name for s in scales.UPSCALERS)} (coarse to fine)")
+    # an up-scaler is conditioned on the level just above its own; only Mu makes a level of any number
+    for k in range(1, len(order)):
+        made = order[k - 1].level if order[k - 1] is not scales.MU else None
+        if made is not None and order[k].level != made - 1:
+            missing = [s for s in scales.CHAIN if order[k].level < s.level < made]
+            raise InputError(f"chain scales {','.join(s.name for s in order)}: scale "
+                             f"{' and '.join(s.name for s in missing)} is missing between run {runs[k - 1].path} "
+                             f"({order[k - 1].title}, level {made}) and run {runs[k].path} ({order[k].title}, "
+                             f"which up-scales level {order[k].level + 1})")
 
 
 def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool = False) -> list[LevelPlan]:
     """Levels of a chain of runs, coarsest first; with `given_input` the coarsest level is read, not made.
 
     `size` is the output side (default: what the last run was trained at).
-    Raises InputError for mismatched runs or a size the patch grids do not divide.
+    Raises InputError for mismatched runs or a size the patch grids do not divide;
+    messages cite `--size` only where the caller gave one (not for a given input).
     """
     _check_order(runs, given_input)
     _check_consistent(runs)
     last = runs[-1]
     side = size if size is not None else last.config.level_size(last.scale)
+    if size is not None and not given_input:
+        asked = f"--size {size}"
+    elif given_input:
+        asked = f"output side {side} (the given cubes' side times the up-scaling factors)"
+    else:
+        asked = f"output side {side} (run {last.path}'s level side)"
     plans: list[LevelPlan] = []
     for k in range(len(runs) - 1, -1, -1):
         run, config = runs[k], runs[k].config
         scale = scales.scale(run.scale)
         if scale.whole_cube:
             if side != scale.side(config.pyramid):
-                raise InputError(f"--size {size}: {scale.title} run {run.path} makes whole cubes of side "
+                raise InputError(f"{asked}: {scale.title} run {run.path} makes whole cubes of side "
                                  f"{scale.side(config.pyramid)} only, not {side}; start the chain with a "
                                  "uni-scale run for larger sizes")
             plans.append(LevelPlan(scale.level, side, side, None, config.model(scale).latent_dim, run))
             continue
         patch = config.pyramid.patch
         if side % patch:
-            raise InputError(f"--size {size}: level side {side} of run {run.path} is not a multiple "
+            raise InputError(f"{asked}: level side {side} of run {run.path} is not a multiple "
                              f"of its patch {patch}")
         if not scale.conditional:
             # Mu's level is its place in this chain (it keys the noise), not the level it was trained at

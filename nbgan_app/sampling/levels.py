@@ -74,7 +74,8 @@ class ArrayTarget:
     def is_done(self, index: Index) -> bool:
         return bool(self._done[index])
 
-    def mark_done(self, indices: list[Index]) -> None:
+    def mark_done(self, indices: list[Index], generated: bool = True) -> None:
+        """Flag patches done; `generated` only matters to a file (`writer.LevelTarget.mark_done`)."""
         for index in indices:
             self._done[index] = True
 
@@ -114,7 +115,7 @@ def give_level(target, values: np.ndarray) -> None:
     if not target.is_done(index):
         for cube, cube_values in enumerate(values):
             target.write(cube, index, cube_values)
-        target.mark_done([index])
+        target.mark_done([index], generated=False)
 
 
 def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], target, n_cubes: int, *,

@@ -21,9 +21,12 @@ Layout (DESIGN.md, "Sample files"):
                        the caller names (runs, seed, order, transform, box_size)
 
 A new file is written under a hidden temporary name and renamed into place
-after its first wave, so a run that fails before that leaves nothing behind,
-and an existing file is replaced (with overwrite) only once the new one has
-real content. A run interrupted later leaves `complete = False`.
+after its first generated wave (a given input level does not count), so a run
+that fails before that leaves nothing behind; a run interrupted later leaves
+`complete = False` under the name, for `--resume`. An existing file is
+replaced (with overwrite) only by a complete one: the new file stays under its
+temporary name until its last patch is written, so a failed or killed run
+leaves the old file as it was (and nothing to resume: rerun with overwrite).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -117,12 +121,16 @@ class LevelTarget:
     def all_done(self) -> bool:
         return bool(self._done.all())
 
-    def mark_done(self, indices: list[Index]) -> None:
-        """Flag a finished wave and flush it to disk (the unit of `--resume`)."""
+    def mark_done(self, indices: list[Index], generated: bool = True) -> None:
+        """Flag a finished wave and flush it to disk (the unit of `--resume`).
+
+        `generated=False` for a given input level: a new file is put in place
+        only once it holds something the run made (`SampleFile.flushed_wave`).
+        """
         for index in indices:
             self._done[index] = True
         self.flags[()] = self._done.astype(np.uint8)
-        self.file.flushed_wave()
+        self.file.flushed_wave(generated)
 
 
 class SampleFile:
@@ -134,20 +142,48 @@ class SampleFile:
         self.checked = tuple(attrs) if checked is None else checked  # attrs a resume must match
         self.overwrite, self.resume = overwrite, resume
         self.placed = False
+        self.replacing = False  # an existing file is replaced only by a complete one
+        self.tmp: Path | None = None
         self.h5: h5py.File | None = None
 
     def __enter__(self) -> "SampleFile":
         if self.resume:
             self._open_existing()
         else:
-            if self.path.exists() and not self.overwrite:
-                raise InputError(f"output {self.path} already exists (pass --overwrite to replace it, "
-                                 "or --resume to finish an interrupted run)")
+            if self.path.is_dir():
+                raise InputError(f"output {self.path} is a directory; expected the name of a file to write")
+            if self.path.exists() or self.path.is_symlink():
+                if not self.overwrite:
+                    raise InputError(f"output {self.path} already exists (pass --overwrite to replace it, "
+                                     "or --resume to finish an interrupted run)")
+                self.replacing = True
+            if not self.path.parent.is_dir():  # a typo in the path must not make directories
+                raise InputError(f"output {self.path}: directory {self.path.parent} does not exist "
+                                 "(create it first, or check the path for a typo)")
             ensure_writable_dir(self.path.parent)
+            self._check_space()
             self.tmp = temporary_name(self.path)
             self.h5 = h5py.File(self.tmp, "w")
             self._create()
         return self
+
+    def nbytes(self) -> int:
+        """Bytes the file's datasets take once written (float32 levels and frontier ring)."""
+        total = 0
+        for spec in self.specs:
+            total += 4 * self.n_cubes * spec.side ** spec.ndim
+            if spec.frontier:
+                total += 4 * self.n_cubes * math.prod(spec.frontier_shape)
+        return total
+
+    def _check_space(self) -> None:
+        """InputError before anything is written when the file cannot fit on its disk."""
+        need, free = self.nbytes(), shutil.disk_usage(self.path.parent).free
+        if need > free:
+            side = self.specs[-1].side
+            raise InputError(f"output {self.path}: {self.n_cubes} cubes of {side}^{self.specs[-1].ndim} "
+                             f"need about {_size(need)}, more than the {_size(free)} free in "
+                             f"{self.path.parent} (lower --n or --size)")
 
     def _create(self) -> None:
         for key, value in self.attrs.items():
@@ -190,6 +226,10 @@ class SampleFile:
     def complete(self) -> bool:
         return bool(self.h5.attrs.get("complete", False))
 
+    def done_flags(self, name: str) -> np.ndarray:
+        """The done flags of dataset `name`'s patch grid, (n, ..., n) bool (all False in a new file)."""
+        return np.asarray(self.h5["progress/" + name.replace("/", "_")][()], dtype=bool)
+
     def dataset(self, name: str) -> h5py.Dataset:
         """The stored level `name`, as the next level of a chain reads its coarse windows from it."""
         return self.h5[name]
@@ -199,10 +239,13 @@ class SampleFile:
         spec = next(s for s in self.specs if s.name == name)
         return LevelTarget(self, spec, to_file or (lambda x: x), order)
 
-    def flushed_wave(self) -> None:
-        """After a wave: flush, and put a new file in place once it holds real content."""
+    def flushed_wave(self, generated: bool = True) -> None:
+        """After a wave: flush, and put a new file in place once it holds generated content.
+
+        A file that replaces an existing one waits for `finish`.
+        """
         self.h5.flush()
-        if not self.placed:
+        if not self.placed and generated and not self.replacing:
             os.replace(self.tmp, self.path)
             self.placed = True
 
@@ -216,8 +259,15 @@ class SampleFile:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.h5 is not None:
             self.h5.close()
-        if not self.placed and getattr(self, "tmp", None) is not None and self.tmp.exists():
+        if not self.placed and self.tmp is not None and self.tmp.exists():
             self.tmp.unlink()
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
 
 
 def _attr(value):
