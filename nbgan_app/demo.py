@@ -126,7 +126,7 @@ def run_demo(config: Config, console=None, train: bool = False, n: int = 32, pre
             raise InputError(f"no preset {preset!r} in checkpoints/presets: run `nbgan demo --train`")
         from nbgan_app.run_setup import read_run
 
-        out = ensure_writable_dir(config.resolve(config.demo.out) / "preset")
+        out = ensure_writable_dir(config.resolve(config.demo.out) / "preset", parents=True)
         runs = {name: shipped.run(name) for name in ("m3", "m2", "m1")}
         mock = shipped.path / MOCK_SPECTRUM
         if not mock.is_file():
@@ -138,7 +138,7 @@ def run_demo(config: Config, console=None, train: bool = False, n: int = 32, pre
         from nbgan_app.dataset import load_dataset, split_dataset
         from nbgan_app.study.mock import measure_spectrum
 
-        out = ensure_writable_dir(config.resolve(config.demo.out))
+        out = ensure_writable_dir(config.resolve(config.demo.out), parents=True)
         _stage(console, "training suite")
         counts, box_size = load_dataset(config, progress=True)
         train_counts, _ = split_dataset(config, counts)

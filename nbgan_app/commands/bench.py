@@ -68,12 +68,10 @@ def print_table(rows: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nbgan_app.outputs import atomic_file
+    from nbgan_app.outputs import atomic_file, check_output_file
 
-    if args.json is not None and args.json.exists():
-        from nbgan_app.errors import InputError
-
-        raise InputError(f"output {args.json} already exists")
+    if args.json is not None:
+        check_output_file(args.json)  # before the benchmarks run, not after
     if args.gpu and (args.quick or args.only):
         from nbgan_app.errors import InputError
 

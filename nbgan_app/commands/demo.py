@@ -50,7 +50,7 @@ def _with_dashboard(args, config) -> int:
 
     from nbgan_app.outputs import ensure_writable_dir
 
-    out = ensure_writable_dir(config.resolve(config.demo.out))
+    out = ensure_writable_dir(config.resolve(config.demo.out), parents=True)
     log = open(out / "demo.log", "a")
     command = [sys.executable, "-m", "nbgan_app", "demo", "--config", str(args.config), "--n", str(args.n)]
     subprocess.Popen(command + (["--train"] if args.train else []),

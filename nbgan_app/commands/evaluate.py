@@ -58,7 +58,7 @@ def command_line(args) -> str:
 
 def run(args) -> int:
     from nbgan_app.config import load_config
-    from nbgan_app.outputs import ensure_writable_dir
+    from nbgan_app.outputs import check_output_dir, check_output_file, ensure_writable_dir
     from nbgan_app.plots import require_matplotlib
     from nbgan_app.study.report import write_report
     from nbgan_app.study.study import run_study
@@ -66,8 +66,8 @@ def run(args) -> int:
     config = load_config(args.config)
     study = settings(args)
     require_matplotlib()
-    if (args.out / "report.md").exists() and not args.overwrite:
-        raise InputError(f"output {args.out / 'report.md'} already exists (pass --overwrite to replace it)")
+    check_output_dir(args.out)  # before hours of training: a typo in --out fails now
+    check_output_file(args.out / "report.md", args.overwrite, parents=True)
     out = ensure_writable_dir(args.out)
 
     def log(text: str) -> None:

@@ -159,6 +159,7 @@ def run_study(config: Config, study: StudyConfig, out: Path, progress: bool = Tr
     log("evaluation set: simulating or loading")
     evaluation, split = evaluation_set(config, study, progress is not False)
     root = Path(out) / RUNS
+    root.mkdir(exist_ok=True)  # the study's own layout: every model's run directory goes here
     training = {}
     for spec in budgets.model_specs(config, study):
         log(f"training {spec.name} (scale {spec.scale}): {spec.minutes:g} min or {spec.max_steps} steps")
