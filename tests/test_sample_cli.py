@@ -322,7 +322,9 @@ def test_chain_messages_name_the_culprit(tiny_runs, bad_runs, tmp_path, capsys):
     base = ["sample", "--n", "1", "--out", str(out), "--quiet"]
     # runs trained on different boxes: the setting and its two values, not dataclass reprs
     bad(base + ["--chain", f"{bad_runs['m3_box']},{chain_of(tiny_runs, '2', '1')}"], capsys,
-        f"runs {bad_runs['m3_box']} and {tiny_runs['2']} disagree on the box size: 100 vs 64 Mpc/h")
+        f"runs {bad_runs['m3_box']} and {tiny_runs['2']} disagree on box_size: 100 vs 64 Mpc/h")
+    bad(base + ["--chain", chain_of(tiny_runs, "3", "2", "2")], capsys,
+        f"runs {tiny_runs['2']} and {tiny_runs['2']} both have scale 2; a chain takes each scale once")
     # M2 missing: named, and no --size that nobody gave
     assert main(base + ["--chain", chain_of(tiny_runs, "3", "1")]) == 2
     err = capsys.readouterr().err
@@ -332,9 +334,12 @@ def test_chain_messages_name_the_culprit(tiny_runs, bad_runs, tmp_path, capsys):
     # resume with another chain, seed or n: refused by name, the file untouched
     assert main(base + ["--chain", chain_of(tiny_runs, "3", "2", "1")]) == 0
     before = files_in(tmp_path)
-    bad(base + ["--chain", chain_of(tiny_runs, "3", "2"), "--resume"], capsys, "was written with runs=")
-    bad(base + ["--chain", chain_of(tiny_runs, "3", "2", "1"), "--seed", "4", "--resume"], capsys,
-        "was written with seed=0, not 4")
+    full = chain_of(tiny_runs, "3", "2", "1")
+    bad(base + ["--chain", chain_of(tiny_runs, "3", "2"), "--resume"], capsys,
+        f'--resume: {out} was written with --chain ["{tiny_runs["3"]}", "{tiny_runs["2"]}", "{tiny_runs["1"]}"], '
+        f'not ["{tiny_runs["3"]}", "{tiny_runs["2"]}"]')
+    bad(base + ["--chain", full, "--seed", "4", "--resume"], capsys, f"{out} was written with --seed 0, not 4")
+    bad(base[:2] + ["2"] + base[3:] + ["--chain", full, "--resume"], capsys, f"{out} was written with --n 1, not 2")
     assert files_in(tmp_path) == before
 
 

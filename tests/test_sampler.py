@@ -395,7 +395,7 @@ def test_runs_of_a_chain_must_see_the_same_cubes(tiny_config, tmp_path):
 
     cases = [
         # the issue's case: M3 trained on 100 Mpc/h boxes, M2 and M1 on 64 Mpc/h
-        (with_simulation(tiny_config, box_size=100.0), "disagree on the box size: 100 vs 64 Mpc/h"),
+        (with_simulation(tiny_config, box_size=100.0), "disagree on box_size: 100 vs 64 Mpc/h"),
         (with_simulation(tiny_config, seed=8), "disagree on data.simulation.seed: 8 vs 7"),
         (with_simulation(tiny_config, boxes=5), "disagree on data.simulation.boxes: 5 vs 3"),
         (dataclasses.replace(tiny_config, transform=dataclasses.replace(tiny_config.transform, kind="released")),
@@ -419,7 +419,7 @@ def test_runs_of_a_chain_must_see_the_same_cubes(tiny_config, tmp_path):
     # a uni-scale head makes patches at any size: its pyramid may differ, its data may not
     own_pyramid = dataclasses.replace(tiny_config, pyramid=dataclasses.replace(tiny_config.pyramid, sizes=(32, 8, 4)))
     assert [p.side for p in plan_chain(chain(own_pyramid, ("uni", "2", "1")), size=32)] == [8, 16, 32]
-    with pytest.raises(InputError, match="box size: 100 vs 64"):
+    with pytest.raises(InputError, match="box_size: 100 vs 64"):
         plan_chain(chain(with_simulation(tiny_config, box_size=100.0), ("uni", "2", "1")), size=32)
     # two directories of cubes: the same directory agrees, and a stated box wins over the files' attribute
     cubes = tmp_path / "cubes"
@@ -431,7 +431,7 @@ def test_runs_of_a_chain_must_see_the_same_cubes(tiny_config, tmp_path):
     runs = [RunInfo(tmp_path / f"d{s}", s, on_files) for s in ("3", "2")]
     assert len(plan_chain(runs)) == 2
     stated = with_data(on_files, box_size=100.0)
-    with pytest.raises(InputError, match="box size: 64 vs 100 Mpc/h$"):
+    with pytest.raises(InputError, match="box_size: 64 vs 100 Mpc/h$"):
         plan_chain(runs + [RunInfo(tmp_path / "d1", "1", stated)])
 
 

@@ -137,7 +137,8 @@ def test_resume_needs_the_same_input(tiny_runs, low, tmp_path, capsys):
     other = tmp_path / "other.h5"
     write_cube(other, np.ones((2, 8, 8, 8), np.float32), 64.0)
     before = out.read_bytes()
-    bad(upscale(tiny_runs, other, out, "--resume"), capsys, f"--resume: {out} was written with input=")
+    bad(upscale(tiny_runs, other, out, "--resume"), capsys,
+        f"--resume: {out} was written with --input {low.resolve()}, not {other.resolve()}")
     assert out.read_bytes() == before
     assert main(upscale(tiny_runs, low, out, "--resume")) == 0
     assert out.read_bytes() == before

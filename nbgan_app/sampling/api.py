@@ -272,6 +272,14 @@ def work_of(plans: list[LevelPlan], sample_file: SampleFile, n: int, order: str)
     return work
 
 
+def _resume_labels(command: str) -> dict[str, str]:
+    """The flag (or what else) sets each checked attribute, for a refused resume's message."""
+    runs = "--chain" if command == "sample" else "--run"
+    return {"command": "nbgan", "runs": runs, "scales": f"{runs} of scales", "n_cubes": "--n",
+            "seed": "--seed", "order": "--order", "input": "--input", "transform": "the runs' transform",
+            "checkpoint_steps": "the runs' checkpoints of steps", "box_size": "box_size (Mpc/h)"}
+
+
 def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarray | None = None,
            box: float | None = None, seed: int, order: str | None, max_batch: int | None, resume: bool,
            overwrite: bool, progress: Progress | None) -> SampleResult:
@@ -297,7 +305,7 @@ def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarra
     checked = tuple(k for k in attrs if k != "max_batch")  # the order keys the resume frontier
     started = time.time()
     with SampleFile(out, dataset_specs(plans), n, attrs, overwrite=overwrite, resume=resume,
-                    checked=checked) as sample_file:
+                    checked=checked, labels=_resume_labels(attrs["command"])) as sample_file:
         if resume and sample_file.complete:
             return SampleResult(Path(out), n, chain.side, order, 0, 0.0, already_complete=True)
         if box is not None:

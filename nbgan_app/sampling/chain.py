@@ -105,7 +105,7 @@ def _check_consistent(runs: list[RunInfo]) -> None:
         if boxes[0] != boxes[1]:  # a directory's files may carry the box the config leaves open
             boxes = [run_box_size(r) for r in (first, run)]
             if None not in boxes and boxes[0] != boxes[1]:
-                raise InputError(f"runs {first.path} and {run.path} disagree on the box size: "
+                raise InputError(f"runs {first.path} and {run.path} disagree on box_size: "
                                  f"{boxes[0]:g} vs {boxes[1]:g} Mpc/h")
         _disagreement(first, run, _data_source(first.config), _data_source(run.config))
         _disagreement(first, run, _settings(first.config, "transform"), _settings(run.config, "transform"))
@@ -122,6 +122,11 @@ def _check_order(runs: list[RunInfo], given_input: bool) -> None:
     if order[0] not in heads:
         raise InputError(f"run {runs[0].path} has scale {order[0]}; the chain must start with "
                          f"scale {' or '.join(s.name for s in heads)}")
+    for k, scale in enumerate(order):
+        if scale in order[:k]:
+            first = runs[order.index(scale)]
+            raise InputError(f"runs {first.path} and {runs[k].path} both have scale {scale}; a chain takes each "
+                             "scale once, coarse to fine")
     rest = order[1:]
     levels = [s.level for s in rest]
     if any(not s.conditional for s in rest) or levels != sorted(set(levels), reverse=True):

@@ -137,9 +137,12 @@ class SampleFile:
     """Context manager over the HDF5 file of one sampling run (new, overwritten or resumed)."""
 
     def __init__(self, path: str | os.PathLike, specs: list[DatasetSpec], n_cubes: int, attrs: dict,
-                 overwrite: bool = False, resume: bool = False, checked: tuple[str, ...] | None = None):
+                 overwrite: bool = False, resume: bool = False, checked: tuple[str, ...] | None = None,
+                 labels: dict[str, str] | None = None):
+        """`labels` name an attribute as the user sets it (n_cubes: "--n") in a resume's refusal."""
         self.path, self.specs, self.n_cubes, self.attrs = Path(path), specs, n_cubes, attrs
         self.checked = tuple(attrs) if checked is None else checked  # attrs a resume must match
+        self.labels = labels or {}
         self.overwrite, self.resume = overwrite, resume
         self.placed = False
         self.replacing = False  # an existing file is replaced only by a complete one
@@ -201,24 +204,31 @@ class SampleFile:
                                        dtype="float32", chunks=(1, 1) + (1,) * (spec.ndim - 1) + ring[spec.ndim:])
 
     def _open_existing(self) -> None:
+        if self.path.is_dir():
+            raise InputError(f"--resume: output {self.path} is a directory, not a sample file")
         if not self.path.exists():
             raise InputError(f"--resume: output {self.path} does not exist")
-        try:
+        try:  # checked read-only first: a refused resume leaves the file exactly as it was
+            with h5py.File(self.path, "r") as h5:
+                self._check_matches(h5)
             self.h5 = h5py.File(self.path, "r+")
         except OSError:
             raise InputError(f"--resume: {self.path} is not a writable HDF5 file") from None
         self.placed = True
+
+    def _check_matches(self, h5: h5py.File) -> None:
         for key in self.checked:
-            value, stored = self.attrs[key], self.h5.attrs.get(key)
-            if stored is None or _attr(value) != _decode(stored):
-                self.h5.close()
-                raise InputError(f"--resume: {self.path} was written with {key}={_decode(stored)!r}, "
-                                 f"not {_attr(value)!r}")
+            value, stored = _attr(self.attrs[key]), h5.attrs.get(key)
+            if stored is None or value != _decode(stored):
+                stored = "(none)" if stored is None else _decode(stored)
+                if key in self.labels:
+                    raise InputError(f"--resume: {self.path} was written with {self.labels[key]} {stored}, "
+                                     f"not {value}")
+                raise InputError(f"--resume: {self.path} was written with {key}={stored!r}, not {value!r}")
         for spec in self.specs:
             shape = (self.n_cubes,) + (spec.side,) * spec.ndim
-            if spec.name not in self.h5 or self.h5[spec.name].shape != shape or (
-                    spec.frontier and spec.frontier_name not in self.h5):
-                self.h5.close()
+            if spec.name not in h5 or h5[spec.name].shape != shape or (
+                    spec.frontier and spec.frontier_name not in h5):
                 raise InputError(f"--resume: {self.path} has no dataset {spec.name} of shape {shape} "
                                  "(with its frontier)")
 
