@@ -27,10 +27,17 @@ def ensure_simulated(config: Config, progress: bool = True) -> Path:
 
 
 def data_files(config: Config, progress: bool = True) -> list[Path]:
-    """The cube files of `config`'s data, in sorted order."""
+    """The cube files of `config`'s data, in sorted order; InputError naming data.dir when it is
+    missing or holds no cube files."""
     if config.data.simulation is not None:
         return list_cube_files([ensure_simulated(config, progress)])
-    return list_cube_files([config.resolve(config.data.dir)])
+    directory = config.resolve(config.data.dir)
+    if not directory.exists():
+        raise InputError(f"data.dir: {directory} does not exist (a directory of cube files)")
+    try:
+        return list_cube_files([directory])
+    except InputError as exc:
+        raise InputError(f"data.dir: {exc}") from None
 
 
 def load_dataset(config: Config, progress: bool = True) -> tuple[np.ndarray, float]:
@@ -50,5 +57,6 @@ def split_dataset(config: Config, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     """(training cubes, held-out cubes): the last `data.held_out` cubes are held out."""
     held = config.data.held_out
     if held >= len(counts):
-        raise InputError(f"data.held_out: {held} leaves no training cube out of {len(counts)}")
+        raise InputError(f"data.held_out: {held} leaves no training cube out of the {len(counts)} "
+                         f"cubes of the data; lower it or add cubes")
     return counts[: len(counts) - held], counts[len(counts) - held:]

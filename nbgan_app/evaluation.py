@@ -12,6 +12,8 @@ The samples (counts) go to samples/latest.h5, their statistics and the real
 ones to samples/latest_stats.json, and the scores into the metrics record.
 Latents come from `sampling.noise` keyed by a seed of (train.seed, step), not
 from the GAN's own seed state, so evaluating never changes what training draws next.
+With `data.held_out = 0` there is nothing to score against, and the evaluation
+is off: nothing is generated or written, and records carry the losses only.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Evaluator:
 
         self.config, self.scale, self.box_size = config, scales.scale(scale), box_size
         self.samples = Path(run_dir) / rundir.SAMPLES
+        self.enabled = len(held_out) > 0
+        if not self.enabled:
+            return
         side = self.scale.side(config.pyramid)
         self.real = backward(level_of(config, held_out, side), config.transform)
         # an up-scaler conditions each sample on one held-out cube, so it makes no more than there are
@@ -51,6 +56,8 @@ class Evaluator:
         from nbgan_app.stats.scores import compare
         from nbgan_app.stats.summary import summary
 
+        if not self.enabled:
+            return {}
         seed = self.config.train.seed * 1_000_003 + step
         generators = [None] * (len(self.plans) - 1) + [keras_generator(gan.generator)]
         level = sample_in_memory(self.plans, generators, self.n, given=self.given, seed=seed, order="wavefront",

@@ -1,11 +1,15 @@
 """A run directory's config.json: creating it, checking an existing one belongs to this run, reading it back.
 
+`check_run_dir` makes every check and creates nothing, so `train` can refuse a
+bad run directory before it loads data; `prepare_run_dir` checks, then creates.
+
 config.json = {"config": `config.to_dict` of the resolved config, "run":
 {"scale", "backend", "config_path", "root", "created", "argv"}}.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,7 +17,6 @@ from pathlib import Path
 from nbgan_app import rundir
 from nbgan_app.config import Config, parse_saved_config, project_root, to_dict
 from nbgan_app.errors import InputError
-from nbgan_app.outputs import ensure_writable_dir
 
 
 def _comparable(table: dict) -> dict:
@@ -44,14 +47,44 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
     return ""
 
 
-def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str) -> Path:
-    """Create `run_dir` with config.json, or check an existing run matches (scale, config, backend)."""
-    run_dir = ensure_writable_dir(run_dir)
+def _check_place(run_dir: Path, parents: bool) -> None:
+    """InputError unless `run_dir` is a writable directory or could be made one (creating nothing).
+
+    Without `parents`, a missing run directory's parent must exist: a typo in
+    --run-dir then names the missing parent instead of making directories.
+    """
+    if run_dir.exists():
+        if not run_dir.is_dir():
+            raise InputError(f"run directory {run_dir} exists and is not a directory")
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            raise InputError(f"run directory {run_dir} is not writable")
+        return
+    parent = run_dir.parent
+    if parents:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    elif not parent.exists():
+        raise InputError(f"cannot create run directory {run_dir}: its parent {run_dir.parent} does not exist "
+                         "(create it first, or check the path for a typo)")
+    if not parent.is_dir():
+        raise InputError(f"cannot create run directory {run_dir}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot create run directory {run_dir}: {parent} is not writable")
+
+
+def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, parents: bool = True) -> Path:
+    """Every check `prepare_run_dir` makes, creating and writing nothing.
+
+    InputError when `run_dir` is a file or cannot be written or made, when it
+    holds a run of another scale, backend or config (the step budget and the
+    [demo] section may differ), or when another process holds its lock.
+    """
+    run_dir = Path(run_dir)
+    _check_place(run_dir, parents)
     path = run_dir / rundir.CONFIG
-    table = to_dict(config)
     if path.exists():
         saved = rundir.read_json(path)
-        if not saved or "run" not in saved or "config" not in saved:
+        if not isinstance(saved, dict) or not isinstance(saved.get("run"), dict) or "config" not in saved:
             raise InputError(f"{path} is corrupt; use a new --run-dir")
         run = saved["run"]
         if run.get("scale") != scale:
@@ -59,15 +92,32 @@ def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str) -> 
         if run.get("backend") != backend:
             raise InputError(f"run {run_dir} was trained on the {run.get('backend')} backend, not {backend} "
                              f"(set KERAS_BACKEND={run.get('backend')})")
-        diff = _first_difference(_comparable(_as_written_now(saved["config"], run_dir)), _comparable(table))
+        diff = _first_difference(_comparable(_as_written_now(saved["config"], run_dir)), _comparable(to_dict(config)))
         if diff:
             raise InputError(f"run {run_dir} was made with a different config ({diff} differs); use a new --run-dir")
-        return run_dir
-    rundir.write_json_atomic(path, {
-        "config": table,
-        "run": {"scale": scale, "backend": backend, "config_path": config.source, "root": config.root,
-                "created": time.time(), "argv": sys.argv},
-    })
+    if run_dir.is_dir() and rundir.is_locked(run_dir):
+        raise InputError(f"run {run_dir} is locked: another process is training it")
+    return run_dir
+
+
+def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str, parents: bool = True) -> Path:
+    """Check `run_dir` (`check_run_dir`), then create it with config.json where it is new.
+
+    `parents` creates missing parent directories too (a layout nbgan owns, such
+    as checkpoints/<config>-<scale>); without it the parent must exist.
+    """
+    run_dir = check_run_dir(config, scale, run_dir, backend, parents)
+    try:
+        run_dir.mkdir(parents=parents, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create run directory {run_dir}: {exc.strerror}") from None
+    path = run_dir / rundir.CONFIG
+    if not path.exists():
+        rundir.write_json_atomic(path, {
+            "config": to_dict(config),
+            "run": {"scale": scale, "backend": backend, "config_path": config.source, "root": config.root,
+                    "created": time.time(), "argv": sys.argv},
+        })
     return run_dir
 
 

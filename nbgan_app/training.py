@@ -6,7 +6,14 @@ stops gracefully on SIGTERM or when the caller's `should_stop` says so
 (checkpoint first). Running the same command
 again resumes from the newest checkpoint: batches are a pure function of
 (seed, step), every variable is restored, and metrics past the checkpoint are
-dropped, so 2 + 2 steps with a restart equal 4 uninterrupted steps.
+dropped, so 2 + 2 steps with a restart equal 4 uninterrupted steps. A newest
+checkpoint that cannot be restored (damaged, or of another model) is skipped
+with one line on stderr, and the run resumes exactly from the one before it.
+
+Everything that can refuse a run (config, run directory, lock, data,
+held-out split, distribution, model) is checked before the run directory,
+its config.json or its lock is created, so a refused command leaves nothing
+behind and its corrected rerun starts clean.
 
 Logged losses are means over the log interval (the trackers are reset after
 each log line); checkpoints fall on log boundaries (config check), so the
@@ -132,19 +139,22 @@ def _finite(record: dict) -> bool:
     return all(math.isfinite(record[k]) for k in rundir.LOSSES)
 
 
-def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps, stop, report):
+def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps, stop, report,
+                 damaged: set[int] | None = None):
     """The fit() callback: log, checkpoint, evaluate, and stop once `stop()` is true. Built lazily
-    so keras imports late."""
+    so keras imports late. `damaged`: steps of checkpoints that could not be restored
+    (`checkpoints.save_checkpoint`)."""
     import keras
 
     train = config.train
     backend = backend_name()
+    damaged = set() if damaged is None else damaged
 
     class Monitor(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.step = start_step
-            self.failure: str | None = None
+            self.failure: dict | None = None  # the non-finite losses of the step that stopped training
 
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
@@ -152,7 +162,7 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
                 record = {"step": self.step, "time": time.time()}
                 record.update({k: float(logs[k]) for k in rundir.LOSSES})
                 if not _finite(record):
-                    self.failure = f"non-finite loss at step {self.step}: {record}"
+                    self.failure = {k: record[k] for k in rundir.LOSSES if not math.isfinite(record[k])}
                     self.model.stop_training = True
                     return
                 if self.step % train.eval_every == 0 or self.step == total_steps:
@@ -162,7 +172,8 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
                 report(self.step, record)
                 self.model.reset_metrics()
             if self.step % train.checkpoint_every == 0 or self.step == total_steps:
-                checkpoints.save_checkpoint(run_dir, self.model, self.step, backend)
+                checkpoints.save_checkpoint(run_dir, self.model, self.step, backend, damaged)
+                damaged.discard(self.step)  # replaced by a good one
                 rundir.write_state(run_dir, "running", self.step)
             if stop():
                 self.model.stop_training = True
@@ -170,72 +181,119 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
     return Monitor()
 
 
-def _resume(run_dir: Path, gan) -> int:
-    """Restore the newest checkpoint (if any); drop metrics logged after it. Returns its step."""
+def _resume(run_dir: Path, gan, backend: str) -> tuple[int, set[int]]:
+    """Restore the newest checkpoint that loads (if any); drop metrics logged after it.
+
+    Returns its step and the steps of newer checkpoints that could not be
+    restored; those are named in one line on stderr and left on disk until a
+    good checkpoint replaces them. A restored checkpoint whose generator.keras
+    or meta.json is damaged is rewritten from its state, so sampling finds it whole.
+    """
     checkpoints.clean_partial(run_dir)
-    latest = checkpoints.latest_checkpoint(run_dir)
-    step = 0
-    if latest is not None:
-        step, path = latest
-        checkpoints.restore_checkpoint(path, gan)
+    try:
+        step, skipped = checkpoints.restore_newest(run_dir, gan)
+    except checkpoints.DamagedCheckpoint as exc:
+        raise InputError(f"run {run_dir}: {exc}; move its {rundir.CHECKPOINTS} directory away to train from "
+                         f"step 0, or use a new --run-dir") from None
+    damaged = {s for s, _ in skipped}
+    if skipped:
+        checkpoints.note(checkpoints.fallback_note(run_dir, skipped,
+                                                   f"resuming from {checkpoints.step_name(step)}"))
+    if step:
+        path = Path(run_dir) / rundir.CHECKPOINTS / checkpoints.step_name(step)
+        try:
+            checkpoints.check_generator_file(path)
+            checkpoints.check_meta(path, step)
+        except checkpoints.DamagedCheckpoint as exc:
+            checkpoints.save_checkpoint(run_dir, gan, step, backend, damaged)
+            checkpoints.note(f"run {run_dir}: checkpoint {checkpoints.step_name(step)}: {exc}; "
+                             f"rewritten from its {checkpoints.STATE_FILE}")
     rundir.truncate_metrics(run_dir, step)
-    return step
+    return step, damaged
+
+
+def _non_finite_message(run_dir: Path, step: int, losses: dict, damaged: set[int]) -> str:
+    """The NaN guard's one line: the step, the non-finite losses, and where a rerun would resume, if anywhere."""
+    values = ", ".join(f"{k}={v}" for k, v in losses.items())
+    good = [s for s, _ in checkpoints.list_checkpoints(run_dir) if s <= step and s not in damaged]
+    if good:
+        after = (f"a rerun resumes from step {good[-1]}, the newest good checkpoint (it replays the same "
+                 f"batches: to change the learning rates, train a new --run-dir)")
+    else:
+        after = f"there is no checkpoint to resume from: the run must be restarted (delete {run_dir} or use a new --run-dir)"
+    return f"run {run_dir}: non-finite loss at step {step} ({values}); training stopped; {after}"
+
+
+def _result(run_dir: Path, start: int, total: int) -> dict:
+    """The run's state.json, plus `start` (the step this call resumed from) and `total` (the step it trained to)."""
+    return dict(rundir.read_state(run_dir) or {}, start=start, total=total)
 
 
 def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
           progress: bool | None = None, distribute: bool = False,
-          should_stop: Callable[[], bool] | None = None) -> dict:
+          should_stop: Callable[[], bool] | None = None, parents: bool = True) -> dict:
     """Train (or resume) one scale to `steps` generator steps in `run_dir`; returns the final state.
 
+    The state is state.json's content plus `start`, the step this call resumed
+    from: `start == step >= total` means there was nothing to train.
     `distribute` trains data-parallel over the local devices (`distribute` module);
     the batch size is the global batch. `should_stop` is asked after every step;
     once it returns True, training checkpoints and ends in state "stopped", as on
-    SIGTERM, and running again resumes exactly. Raises InputError for bad data/config, a
-    locked run, or running out of memory at start-up.
+    SIGTERM, and running again resumes exactly. `parents` lets a new run directory's
+    missing parents be made (else its parent must exist). Raises InputError for bad
+    data/config, a locked run, no checkpoint that can be restored, non-finite
+    losses, or running out of memory at start-up; a refusal before training
+    creates nothing.
     """
     from nbgan_app.dataset import load_dataset, split_dataset
     from nbgan_app.distribute import check_distribute, data_parallel
     from nbgan_app.evaluation import Evaluator
     from nbgan_app.progress import StepReporter
-    from nbgan_app.run_setup import prepare_run_dir
+    from nbgan_app.run_setup import check_run_dir, prepare_run_dir
 
     total = steps or config.train.steps
-    check_distribute(distribute, config.train.batch_size)  # before the run directory is made
-    run_dir = prepare_run_dir(config, scale, run_dir, backend_name())
-    with rundir.run_lock(run_dir), data_parallel(distribute):
+    backend = backend_name()
+    run_dir = Path(run_dir)
+    # every check before anything is created: a refused run leaves no run directory (or nothing new in one)
+    check_distribute(distribute, config.train.batch_size)
+    check_run_dir(config, scale, run_dir, backend, parents)  # a file, another run, a lock
+    with data_parallel(distribute):
         counts, box_size = load_dataset(config, progress=progress is not False)
         train_counts, held_out = split_dataset(config, counts)
         gan = build_compiled_gan(config, scale)
-        start = _resume(run_dir, gan)
-        if start >= total:
-            rundir.write_state(run_dir, "finished", start)
-            return rundir.read_state(run_dir)
-        rundir.write_state(run_dir, "running", start)
-        stop = _StopRequest()
-        reporter = StepReporter(total, start, enabled=progress)
         evaluator = Evaluator(config, scale, held_out, box_size, run_dir)
-        asked = should_stop or (lambda: False)
-        monitor = make_monitor(config, scale, run_dir, evaluator, start, total,
-                               lambda: stop.requested or asked(), reporter.update)
-        batches = make_batches(config, scale, scale_levels(config, scale, train_counts, inplace=True),
-                               start, total - start)
-        try:
-            with reporter, stop:
-                gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
-        except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix
-            if monitor.step == start and _is_out_of_memory(exc):
-                message = (f"out of memory at start-up: lower train.batch_size (now {config.train.batch_size}) "
-                           f"or the {scales.scale(scale).section} filters")
-                rundir.write_state(run_dir, "failed", start, message)
-                raise InputError(message) from None
-            rundir.write_state(run_dir, "failed", monitor.step, f"{type(exc).__name__}: {exc}")
-            raise
-        if monitor.failure:
-            rundir.write_state(run_dir, "failed", monitor.step, monitor.failure + " (last good checkpoint kept)")
-            raise InputError(monitor.failure + "; the last good checkpoint is kept")
-        if monitor.step % config.train.checkpoint_every and monitor.step != total:
-            checkpoints.save_checkpoint(run_dir, gan, monitor.step, backend_name())
-        state = "finished" if monitor.step >= total else "stopped"
-        rundir.write_state(run_dir, state, monitor.step)
-        return rundir.read_state(run_dir)
-
+        run_dir = prepare_run_dir(config, scale, run_dir, backend, parents)
+        with rundir.run_lock(run_dir):
+            start, damaged = _resume(run_dir, gan, backend)
+            if start >= total:
+                rundir.write_state(run_dir, "finished", start)
+                return _result(run_dir, start, total)
+            rundir.write_state(run_dir, "running", start)
+            stop = _StopRequest()
+            reporter = StepReporter(total, start, enabled=progress)
+            asked = should_stop or (lambda: False)
+            monitor = make_monitor(config, scale, run_dir, evaluator, start, total,
+                                   lambda: stop.requested or asked(), reporter.update, damaged)
+            batches = make_batches(config, scale, scale_levels(config, scale, train_counts, inplace=True),
+                                   start, total - start)
+            try:
+                with reporter, stop:
+                    gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
+            except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix
+                if monitor.step == start and _is_out_of_memory(exc):
+                    message = (f"out of memory at start-up: lower train.batch_size (now {config.train.batch_size}) "
+                               f"or the {scales.scale(scale).section} filters")
+                    rundir.write_state(run_dir, "failed", start, message)
+                    raise InputError(message) from None
+                rundir.write_state(run_dir, "failed", monitor.step, f"{type(exc).__name__}: {exc}")
+                raise
+            if monitor.failure:
+                message = _non_finite_message(run_dir, monitor.step, monitor.failure, damaged)
+                rundir.write_state(run_dir, "failed", monitor.step, message)
+                raise InputError(message)
+            if monitor.step % config.train.checkpoint_every and monitor.step != total:
+                checkpoints.save_checkpoint(run_dir, gan, monitor.step, backend, damaged)
+                damaged.discard(monitor.step)
+            state = "finished" if monitor.step >= total else "stopped"
+            rundir.write_state(run_dir, state, monitor.step)
+            return _result(run_dir, start, total)

@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", required=True, type=Path, help="TOML config, e.g. configs/demo.toml")
     parser.add_argument("--scale", required=True, choices=scales.NAMES, help="which model to train")
     parser.add_argument("--run-dir", type=Path, default=None,
-                        help="run directory (default: checkpoints/<config>-<scale>)")
+                        help="run directory; its parent must exist (default: checkpoints/<config>-<scale>)")
     parser.add_argument("--steps", type=int, default=None, help="train to this many generator steps "
                         "(default: train.steps of the config)")
     parser.add_argument("--distribute", action="store_true",
@@ -38,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps <= 0:
         raise InputError(f"--steps: expected > 0. Received: {args.steps}")
     run_dir = args.run_dir or Path(config.root) / "checkpoints" / f"{Path(args.config).stem}-{args.scale}"
+    # the default place is a layout nbgan owns (checkpoints/ is made if missing); a --run-dir's parent
+    # must exist, so that a typo in it is refused instead of making directories
     state = train(config, args.scale, run_dir, steps=args.steps, progress=False if args.quiet else None,
-                  distribute=args.distribute)
-    print(f"{run_dir}: {state['state']} at step {state['step']}")
+                  distribute=args.distribute, parents=args.run_dir is None)
+    if state["step"] == state["start"] >= state["total"]:
+        budget = f"--steps {args.steps}" if args.steps is not None else f"train.steps {state['total']}"
+        print(f"run {run_dir} is already at step {state['step']} >= {budget}; nothing to train")
+    else:
+        print(f"{run_dir}: {state['state']} at step {state['step']}")
     return 0

@@ -3,10 +3,18 @@
 A run directory (nbgan_app.rundir) holds config.json = {"config": resolved
 config, "run": {"scale", "backend", ...}} and complete checkpoints
 `checkpoints/step-<N>/` with `generator.keras` (nbgan_app.checkpoints).
+
+A run samples from the newest checkpoint whose generator loads. A newer one
+whose generator.keras is missing or damaged (a truncated copy, say) is
+skipped with one line on stderr; with checkpoints but no generator that
+loads, the run is refused by name. `checkpoint_of` and `load_generator` agree
+on the checkpoint, and the model is loaded (and the line printed) once per
+state of the run's checkpoints.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +24,10 @@ from nbgan_app.errors import InputError
 from nbgan_app.run_setup import read_run
 from nbgan_app.sampling.chain import RunInfo
 from nbgan_app.sampling.sampler import to_numpy
+
+# the loaded generator of the last few runs: run directory -> (what its checkpoints looked like, step, dir, model)
+_LOADED: OrderedDict[Path, tuple[tuple, int, Path, object]] = OrderedDict()
+_LOADED_MAX = 4  # a chain is 3 runs
 
 
 def load_run(path: str | Path) -> RunInfo:
@@ -27,14 +39,73 @@ def load_run(path: str | Path) -> RunInfo:
     return RunInfo(path, scale, config)
 
 
-def checkpoint_of(run: RunInfo) -> tuple[int, Path]:
-    """(step, directory) of the run's latest complete checkpoint; InputError if there is none."""
-    from nbgan_app.checkpoints import latest_checkpoint
+def _signature(found: list[tuple[int, Path]]) -> tuple:
+    """The run's checkpoints as (step, size and mtime of generator.keras): a new or rewritten file changes it."""
+    from nbgan_app.checkpoints import GENERATOR_FILE
 
-    found = latest_checkpoint(run.path)
-    if found is None or not (found[1] / "generator.keras").exists():
+    out = []
+    for step, directory in found:
+        try:
+            stat = (directory / GENERATOR_FILE).stat()
+            out.append((step, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            out.append((step, None, None))
+    return tuple(out)
+
+
+def _load_model(directory: Path):
+    """The Keras generator of one checkpoint; DamagedCheckpoint when its file is missing or does not load."""
+    import keras
+
+    import nbgan_app.models.factory  # noqa: F401  (registers the custom layers the file may name)
+    from nbgan_app.checkpoints import GENERATOR_FILE, DamagedCheckpoint, check_generator_file, describe
+
+    check_generator_file(directory)  # a clear reason for a truncated file, where Keras says "file not found"
+    try:
+        return keras.saving.load_model(directory / GENERATOR_FILE, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any failure to load makes this checkpoint unusable, say why
+        raise DamagedCheckpoint(f"{GENERATOR_FILE} does not load: {describe(exc)}") from None
+
+
+def _newest_generator(run: RunInfo) -> tuple[int, Path, object]:
+    """(step, directory, model) of the newest checkpoint whose generator loads; InputError if none does."""
+    from nbgan_app import checkpoints
+
+    found = checkpoints.list_checkpoints(run.path)
+    if not found:
         raise InputError(f"run {run.path} has no checkpoint with a generator (train it first)")
-    return found
+    key, signature = Path(run.path).resolve(), _signature(found)
+    cached = _LOADED.get(key)
+    if cached is not None and cached[0] == signature:
+        _LOADED.move_to_end(key)
+        return cached[1:]
+    skipped: list[tuple[int, str]] = []
+    for step, directory in reversed(found):
+        try:
+            model = _load_model(directory)
+        except checkpoints.DamagedCheckpoint as exc:
+            skipped.append((step, str(exc)))
+            continue
+        if skipped:
+            checkpoints.note(checkpoints.fallback_note(
+                run.path, skipped, f"using the generator of {checkpoints.step_name(step)}"))
+        _LOADED[key] = (signature, step, directory, model)
+        _LOADED.move_to_end(key)
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+        return step, directory, model
+    newest, reason = skipped[0]
+    raise InputError(f"run {run.path} has no checkpoint whose generator loads "
+                     f"({len(skipped)} tried; newest {checkpoints.step_name(newest)}: {reason})")
+
+
+def checkpoint_of(run: RunInfo) -> tuple[int, Path]:
+    """(step, directory) of the checkpoint the run samples from: the newest whose generator loads.
+
+    InputError if the run has no checkpoint, or none whose generator loads.
+    """
+    step, directory, _ = _newest_generator(run)
+    return step, directory
 
 
 def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -50,11 +121,6 @@ def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def load_generator(run: RunInfo) -> Callable[[np.ndarray], np.ndarray]:
-    """The generator of the run's latest checkpoint, as a sampler callable."""
-    import keras
-
-    import nbgan_app.models.factory  # noqa: F401  (registers the custom layers the file may name)
-
-    _, directory = checkpoint_of(run)
-    model = keras.saving.load_model(directory / "generator.keras", compile=False)
+    """The generator of the checkpoint `checkpoint_of` names, as a sampler callable."""
+    _, _, model = _newest_generator(run)
     return keras_generator(model)
