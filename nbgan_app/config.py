@@ -13,11 +13,19 @@ patch by patch; Mu is the uni-scale baseline at level 1 (`nbgan_app.scales`).
 Each model section takes only its own keys: [m3] a `CubeModelConfig`, [m2]
 and [m1] an `UpscalerConfig`, [mu] a `PatchModelConfig`; a key of another
 section is refused by name rather than ignored.
+
+Values are checked for sense as well as type: every float must be finite
+(TOML has nan and inf), sizes, counts, filters, strides, learning rates and
+the penalty weight positive, seeds non-negative. The in-training evaluation
+scores against the held-out cubes, and a score compares at least 2 real
+cubes with at least 2 samples: `train.eval_samples` is at least 2, and
+`data.held_out = 0` turns the evaluation off.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -57,7 +65,8 @@ class DataConfig:
 
     dir: str | None = None
     box_size: float | None = None  # Mpc/h; wins over the files' attribute (the 3Dcosmo files carry none)
-    held_out: int = 2  # the last cubes (sorted order) are kept for evaluation only
+    # the last cubes (sorted order) are kept for evaluation only; 0: no evaluation (a score needs 2)
+    held_out: int = 2
     simulation: SimulationConfig | None = None
 
     def declared_box_size(self) -> float | None:
@@ -229,9 +238,11 @@ def _convert(value, tp, key: str):
             raise InputError(f"{key}: expected a list of {_type_name(item_type)}. Received: {value!r}")
         return tuple(_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if tp in (int, float, str, bool) and (type(value) is not tp):
         raise InputError(f"{key}: expected {tp.__name__}. Received: {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise InputError(f"{key}: expected a finite number. Received: {value!r}")
     return value
 
 
@@ -274,21 +285,101 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise InputError(f"{key}: expected one of {', '.join(choices)}. Received: {value!r}")
 
 
-def validate(config: Config) -> Config:
-    """Check cross-field consistency; raise InputError naming the first bad key."""
+def _positive(key: str, value) -> None:
+    if not value > 0:
+        raise InputError(f"{key}: expected > 0. Received: {value}")
+
+
+def _all_positive(key: str, values: tuple, allow_empty: bool = True) -> None:
+    if not values and not allow_empty:
+        raise InputError(f"{key}: expected at least one value. Received: []")
+    for i, value in enumerate(values):
+        if not value > 0:
+            raise InputError(f"{key}[{i}]: expected > 0. Received: {value}")
+
+
+def _check_evaluation(config: Config) -> None:
+    """The in-training evaluation's counts: a score compares >= 2 real with >= 2 generated cubes."""
+    if config.train.eval_samples < 2:
+        raise InputError(f"train.eval_samples: expected >= 2 (a score compares at least 2 samples). "
+                         f"Received: {config.train.eval_samples}")
+
+
+def _check_models(config: Config) -> None:
+    for scale in scales.ALL:
+        name, model = scale.section, config.model(scale)
+        _check_choice(f"{name}.architecture", model.architecture, ARCHITECTURES)
+        _all_positive(f"{name}.generator_filters", model.generator_filters, allow_empty=False)
+        _all_positive(f"{name}.kernel_sizes", model.kernel_sizes, allow_empty=False)
+        for key in ("critic_filters", "critic_strides", "critic_dense"):
+            _all_positive(f"{name}.{key}", getattr(model, key))
+        if len(model.critic_filters) != len(model.critic_strides):
+            raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
+        if scale.conditional:
+            _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
+    m3 = config.m3
+    for key in ("latent_dim", "dense_units", "initial_size"):
+        _positive(f"m3.{key}", getattr(m3, key))
+    _all_positive("m3.generator_strides", m3.generator_strides)
+    if len(m3.generator_strides) != len(m3.generator_filters):
+        raise InputError("m3.generator_strides and m3.generator_filters differ in length")
+    side = m3.initial_size
+    for s in m3.generator_strides:
+        side *= s
+    if side != config.pyramid.sizes[-1]:
+        raise InputError(f"m3.generator_strides: initial_size {m3.initial_size} times the strides gives "
+                         f"{side}, not pyramid.sizes[-1] {config.pyramid.sizes[-1]}")
+
+
+def _check_train(train: TrainConfig) -> None:
+    _check_choice("train.precision", train.precision, ("float32", "mixed_bfloat16", "mixed_float16"))
+    _check_choice("train.jit_compile", train.jit_compile, ("auto", "on", "off"))
+    _check_choice("train.optimizer", train.optimizer, ("rmsprop", "adam"))
+    if not 0.0 <= train.generator_ema < 1.0:
+        raise InputError(f"train.generator_ema: expected a momentum in [0, 1). Received: {train.generator_ema}")
+    for key in ("steps", "batch_size", "num_critic_steps", "log_every", "eval_every", "checkpoint_every",
+                "generator_learning_rate", "critic_learning_rate", "gp_weight"):
+        _positive(f"train.{key}", getattr(train, key))
+    if train.seed < 0:
+        raise InputError(f"train.seed: expected >= 0. Received: {train.seed}")
+    for key in ("eval_every", "checkpoint_every"):
+        # logged losses are means over log intervals; these must fall on their boundaries
+        if getattr(train, key) % train.log_every:
+            raise InputError(f"train.{key}: {getattr(train, key)} is not a multiple of train.log_every "
+                             f"{train.log_every}")
+
+
+def validate(config: Config, saved: bool = False) -> Config:
+    """Check values and cross-field consistency; raise InputError naming the first bad key.
+
+    `saved`: the config a run directory recorded. It skips the evaluation
+    counts (`data.held_out`, `train.eval_samples`), which only a new training
+    run needs, so a run trained before those rules can still be sampled.
+    """
     data, pyr = config.data, config.pyramid
     if (data.dir is None) == (data.simulation is None):
         raise InputError("data: give exactly one of data.dir and [data.simulation]")
     if data.held_out < 0:
         raise InputError(f"data.held_out: expected >= 0. Received: {data.held_out}")
+    if data.box_size is not None:
+        _positive("data.box_size", data.box_size)
+    if data.simulation is not None:
+        from nbgan_app.simulate import check_simulation  # here: simulate imports this module
+
+        try:
+            check_simulation(data.simulation)
+        except InputError as exc:  # its keys are `simulation.<key>`, the [data.simulation] table's
+            raise InputError(f"data.{exc}") from None
     _check_choice("transform.kind", config.transform.kind, ("thesis", "released"))
     if config.transform.c <= 0 or config.transform.scale <= 0:
         raise InputError("transform.c and transform.scale must be positive")
     sizes = pyr.sizes
     if len(sizes) != 3:
         raise InputError(f"pyramid.sizes: expected 3 sides (I1, I2, I3). Received: {list(sizes)}")
+    _all_positive("pyramid.sizes", sizes)
+    _positive("pyramid.patch", pyr.patch)
     for fine, coarse in zip(sizes, sizes[1:]):
-        if coarse <= 0 or fine % coarse or fine == coarse:
+        if fine % coarse or fine <= coarse:
             raise InputError(f"pyramid.sizes: {coarse} must divide {fine} and be smaller")
     for side in sizes[:2]:
         if side % pyr.patch:
@@ -299,46 +390,22 @@ def validate(config: Config) -> Config:
                              f"down-scaling factor {scale.factor(pyr)}")
     if data.simulation is not None and data.simulation.grid != sizes[0]:
         raise InputError(f"data.simulation.grid: {data.simulation.grid} differs from pyramid.sizes[0] {sizes[0]}")
-    for scale in scales.ALL:
-        name, model = scale.section, config.model(scale)
-        _check_choice(f"{name}.architecture", model.architecture, ARCHITECTURES)
-        if len(model.critic_filters) != len(model.critic_strides):
-            raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
-        if scale.conditional:
-            _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
-    m3 = config.m3
-    if len(m3.generator_strides) != len(m3.generator_filters):
-        raise InputError("m3.generator_strides and m3.generator_filters differ in length")
-    side = m3.initial_size
-    for s in m3.generator_strides:
-        side *= s
-    if side != sizes[-1]:
-        raise InputError(f"m3.generator_strides: initial_size {m3.initial_size} times the strides gives "
-                         f"{side}, not pyramid.sizes[-1] {sizes[-1]}")
-    train = config.train
-    _check_choice("train.precision", train.precision, ("float32", "mixed_bfloat16", "mixed_float16"))
-    _check_choice("train.jit_compile", train.jit_compile, ("auto", "on", "off"))
-    _check_choice("train.optimizer", train.optimizer, ("rmsprop", "adam"))
-    if not 0.0 <= train.generator_ema < 1.0:
-        raise InputError(f"train.generator_ema: expected a momentum in [0, 1). Received: {train.generator_ema}")
-    for key in ("steps", "batch_size", "num_critic_steps", "log_every", "eval_every", "checkpoint_every"):
-        if getattr(train, key) <= 0:
-            raise InputError(f"train.{key}: expected > 0. Received: {getattr(train, key)}")
-    for key in ("eval_every", "checkpoint_every"):
-        # logged losses are means over log intervals; these must fall on their boundaries
-        if getattr(train, key) % train.log_every:
-            raise InputError(f"train.{key}: {getattr(train, key)} is not a multiple of train.log_every "
-                             f"{train.log_every}")
+    _check_models(config)
+    _check_train(config.train)
+    if not saved:
+        _check_evaluation(config)
     _check_choice("sample.order", config.sample.order, ("wavefront", "raster"))
+    _positive("sample.max_batch", config.sample.max_batch)
     for key in ("steps_m3", "steps_m2", "steps_m1", "samples"):
         if getattr(config.demo, key) <= 0:
             raise InputError(f"demo.{key}: expected > 0. Received: {getattr(config.demo, key)}")
     return config
 
 
-def parse_config(table: dict, root: str | Path = ".", source: str | Path = "") -> Config:
+def parse_config(table: dict, root: str | Path = ".", source: str | Path = "", saved: bool = False) -> Config:
+    """A config table (TOML's, or with `saved` a run directory's: see `validate`) as a checked Config."""
     config = _build(Config, table)
-    return validate(dataclasses.replace(config, root=str(root), source=str(source)))
+    return validate(dataclasses.replace(config, root=str(root), source=str(source)), saved=saved)
 
 
 def parse_saved_config(table: dict, root: str | Path = ".", source: str | Path = "") -> Config:
@@ -348,14 +415,15 @@ def parse_saved_config(table: dict, root: str | Path = ".", source: str | Path =
     Run directories made before each section took only its own keys hold every
     model key under every section (e.g. m2.latent_dim); there only the
     section's own ones ever took effect, so dropping the rest loses nothing.
-    Unknown keys are still refused.
+    Unknown keys are still refused; the evaluation counts a new run needs are
+    not checked (`validate`).
     """
     table = dict(table)
     for section, cls in SECTION_MODELS.items():
         if isinstance(table.get(section), dict):
             foreign = _ALL_MODEL_KEYS - _field_names(cls)
             table[section] = {k: v for k, v in table[section].items() if k not in foreign}
-    return parse_config(table, root, source)
+    return parse_config(table, root, source, saved=True)
 
 
 def read_toml(path: str | Path, what: str = "config file") -> dict:

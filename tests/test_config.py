@@ -177,3 +177,47 @@ def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
     faster = dataclasses.replace(config, train=dataclasses.replace(config.train, critic_learning_rate=1.0))
     with pytest.raises(InputError, match=r"train\.critic_learning_rate differs"):
         prepare_run_dir(faster, "3", run, "tensorflow")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t["train"].update(generator_learning_rate=-1.0), "train.generator_learning_rate: expected > 0"),
+    (lambda t: t["train"].update(critic_learning_rate=0.0), "train.critic_learning_rate: expected > 0"),
+    (lambda t: t["train"].update(gp_weight=-10.0), "train.gp_weight: expected > 0"),
+    (lambda t: t["train"].update(seed=-1), "train.seed: expected >= 0"),
+    (lambda t: t["train"].update(eval_samples=1), "train.eval_samples: expected >= 2"),
+    (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
+                                                                         "expected a finite number"),
+    (lambda t: t["transform"].update(c=float("inf")), "transform.c: expected a finite number"),
+    (lambda t: t["sample"].update(max_batch=0), "sample.max_batch: expected > 0"),
+    (lambda t: t["pyramid"].update(patch=0), "pyramid.patch: expected > 0"),
+    (lambda t: t["pyramid"].update(patch=-4), "pyramid.patch: expected > 0"),
+    (lambda t: t["pyramid"].update(sizes=[0, 8, 4]), "pyramid.sizes[0]: expected > 0"),
+    (lambda t: t["m3"].update(latent_dim=0), "m3.latent_dim: expected > 0"),
+    (lambda t: t["m3"].update(generator_strides=[4, -1]), "m3.generator_strides[1]: expected > 0"),
+    (lambda t: t["m2"].update(generator_filters=[4, 0, 1]), "m2.generator_filters[1]: expected > 0"),
+    (lambda t: t["m1"].update(kernel_sizes=[]), "m1.kernel_sizes: expected at least one value"),
+    (lambda t: t["mu"].update(critic_dense=[-8]), "mu.critic_dense[0]: expected > 0"),
+    (lambda t: t["data"]["simulation"].update(boxes=0), "data.simulation.boxes: expected > 0"),
+    (lambda t: t["data"]["simulation"].update(box_size=-64.0), "data.simulation.box_size"),
+    (lambda t: t.update(data={"dir": "cubes", "box_size": -5.0}), "data.box_size: expected > 0"),
+    (lambda t: t["data"].update(held_out=-1), "data.held_out: expected >= 0"),
+])
+def test_senseless_values_are_refused_in_one_line_naming_the_key(mutate, message):
+    table = _table()
+    mutate(table)
+    with pytest.raises(InputError) as info:
+        parse_config(table)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_a_nan_in_the_toml_file_is_refused_by_key(tmp_path):
+    text = (ROOT / "configs" / "tiny.toml").read_text().replace("gp_weight = 10.0", "gp_weight = nan")
+    (tmp_path / "tiny.toml").write_text(text)
+    with pytest.raises(InputError, match=r"^train\.gp_weight: expected a finite number"):
+        load_config(tmp_path / "tiny.toml")
+
+
+def test_held_out_zero_is_a_config_without_evaluation():
+    table = _table()
+    table["data"]["held_out"] = 0
+    assert parse_config(table).data.held_out == 0
