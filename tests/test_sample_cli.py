@@ -324,7 +324,8 @@ def test_chain_messages_name_the_culprit(tiny_runs, bad_runs, tmp_path, capsys):
     bad(base + ["--chain", f"{bad_runs['m3_box']},{chain_of(tiny_runs, '2', '1')}"], capsys,
         f"runs {bad_runs['m3_box']} and {tiny_runs['2']} disagree on box_size: 100 vs 64 Mpc/h")
     bad(base + ["--chain", chain_of(tiny_runs, "3", "2", "2")], capsys,
-        f"runs {tiny_runs['2']} and {tiny_runs['2']} both have scale 2; a chain takes each scale once")
+        f"chain scales 3,2,2: runs {tiny_runs['2']} and {tiny_runs['2']} both have scale 2; a chain takes each "
+        "scale once")
     # M2 missing: named, and no --size that nobody gave
     assert main(base + ["--chain", chain_of(tiny_runs, "3", "1")]) == 2
     err = capsys.readouterr().err

@@ -125,8 +125,8 @@ def _check_order(runs: list[RunInfo], given_input: bool) -> None:
     for k, scale in enumerate(order):
         if scale in order[:k]:
             first = runs[order.index(scale)]
-            raise InputError(f"runs {first.path} and {runs[k].path} both have scale {scale}; a chain takes each "
-                             "scale once, coarse to fine")
+            raise InputError(f"chain scales {','.join(s.name for s in order)}: runs {first.path} and "
+                             f"{runs[k].path} both have scale {scale}; a chain takes each scale once, coarse to fine")
     rest = order[1:]
     levels = [s.level for s in rest]
     if any(not s.conditional for s in rest) or levels != sorted(set(levels), reverse=True):
