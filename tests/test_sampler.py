@@ -403,7 +403,7 @@ def test_runs_of_a_chain_must_see_the_same_cubes(tiny_config, tmp_path):
         (dataclasses.replace(tiny_config, pyramid=dataclasses.replace(tiny_config.pyramid, sizes=(16, 8, 2))),
          "disagree on pyramid.sizes: [16, 8, 2] vs [16, 8, 4]"),
         (with_data(tiny_config, simulation=None, dir="cubes", box_size=64.0),
-         "disagree on data.dir: " + str(tiny_config.resolve("cubes")) + " vs (not set)"),
+         f"disagree on data: data.dir {tiny_config.resolve('cubes')} vs a [data.simulation] suite"),
     ]
     for head, message in cases:
         with pytest.raises(InputError) as caught:
@@ -433,6 +433,9 @@ def test_runs_of_a_chain_must_see_the_same_cubes(tiny_config, tmp_path):
     stated = with_data(on_files, box_size=100.0)
     with pytest.raises(InputError, match="box_size: 64 vs 100 Mpc/h$"):
         plan_chain(runs + [RunInfo(tmp_path / "d1", "1", stated)])
+    elsewhere = with_data(on_files, dir=str(tmp_path / "other-cubes"))
+    with pytest.raises(InputError, match=f"disagree on data.dir: {cubes} vs {tmp_path / 'other-cubes'}$"):
+        plan_chain(runs + [RunInfo(tmp_path / "d1", "1", elsewhere)])
 
 
 def test_a_chain_names_the_scale_it_lacks(tiny_config, tmp_path):

@@ -5,7 +5,8 @@ sizes beyond what M3 makes whole, patch by patch by a uni-scale model Mu
 (neighbours and latent only). Each following level is an up-scaler (M2, M1)
 conditioned on the level before it, which it reads back from the file (or array).
 `plan_chain` turns the runs' scales and configs into sides and patch sizes
-and rejects chains that do not fit together (InputError); its level numbers
+and rejects chains that do not fit together or whose runs saw other cubes
+(box size, data, transform, pyramid: InputError naming the setting); its level numbers
 key the noise, so every caller that plans through it draws the same cubes.
 `run_chain` makes the levels one by one with `levels.make_level`, into a
 sample file or, through `sample_in_memory`, into arrays.
@@ -54,6 +55,11 @@ def run_box_size(run: RunInfo) -> float | None:
         return None
 
 
+def _source_kind(config: Config) -> str:
+    data = config.data
+    return "a [data.simulation] suite" if data.simulation is not None else f"data.dir {config.resolve(data.dir)}"
+
+
 def _data_source(config: Config) -> dict[str, object]:
     """What decides which cubes a run was trained on, by dotted config key.
 
@@ -88,8 +94,6 @@ def _disagreement(a: RunInfo, b: RunInfo, facts: dict[str, object], other: dict[
         if facts[key] != other.get(key):
             raise InputError(f"runs {a.path} and {b.path} disagree on {key}: "
                              f"{_shown(facts[key])} vs {_shown(other.get(key))}")
-    for key in other.keys() - facts.keys():
-        raise InputError(f"runs {a.path} and {b.path} disagree on {key}: (not set) vs {_shown(other[key])}")
 
 
 def _check_consistent(runs: list[RunInfo]) -> None:
@@ -107,6 +111,9 @@ def _check_consistent(runs: list[RunInfo]) -> None:
             if None not in boxes and boxes[0] != boxes[1]:
                 raise InputError(f"runs {first.path} and {run.path} disagree on box_size: "
                                  f"{boxes[0]:g} vs {boxes[1]:g} Mpc/h")
+        if (first.config.data.simulation is None) != (run.config.data.simulation is None):
+            raise InputError(f"runs {first.path} and {run.path} disagree on data: {_source_kind(first.config)} "
+                             f"vs {_source_kind(run.config)}")
         _disagreement(first, run, _data_source(first.config), _data_source(run.config))
         _disagreement(first, run, _settings(first.config, "transform"), _settings(run.config, "transform"))
     pyramid_runs = [r for r in runs if scales.scale(r.scale) in scales.CHAIN]
