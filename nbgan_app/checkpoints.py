@@ -219,8 +219,9 @@ def fallback_note(run_dir: Path, skipped: list[tuple[int, str]], action: str) ->
     if len(skipped) == 1:
         (step, reason), = skipped
         return f"run {run_dir}: checkpoint {step_name(step)} cannot be used ({reason}); {action}"
-    parts = "; ".join(f"{step_name(step)}: {reason}" for step, reason in skipped)
-    return f"run {run_dir}: checkpoints {', '.join(step_name(s) for s, _ in skipped)} cannot be used ({parts}); {action}"
+    names = ", ".join(step_name(step) for step, _ in skipped)
+    reasons = "; ".join(f"{step_name(step)}: {reason}" for step, reason in skipped)
+    return f"run {run_dir}: checkpoints {names} cannot be used ({reasons}); {action}"
 
 
 def restore_newest(run_dir: Path, gan) -> tuple[int, list[tuple[int, str]]]:

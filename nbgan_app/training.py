@@ -220,7 +220,8 @@ def _non_finite_message(run_dir: Path, step: int, losses: dict, damaged: set[int
         after = (f"a rerun resumes from step {good[-1]}, the newest good checkpoint (it replays the same "
                  f"batches: to change the learning rates, train a new --run-dir)")
     else:
-        after = f"there is no checkpoint to resume from: the run must be restarted (delete {run_dir} or use a new --run-dir)"
+        after = (f"there is no checkpoint to resume from: the run must be restarted (delete {run_dir} "
+                 f"or use a new --run-dir)")
     return f"run {run_dir}: non-finite loss at step {step} ({values}); training stopped; {after}"
 
 

@@ -246,3 +246,16 @@ def test_nan_guard_without_a_checkpoint_says_the_run_must_be_restarted(tiny_conf
     assert "non-finite loss at step 1" in message and "=nan" in message and "{" not in message
     assert "no checkpoint to resume from" in message and "must be restarted" in message
     assert "resumes from" not in message and _steps(tmp_path / "run") == []
+
+
+def test_several_damaged_checkpoints_are_skipped_newest_first_and_named_in_one_line(tiny_config, run):
+    from nbgan_app.training import build_compiled_gan
+
+    shutil.copytree(_checkpoint(run, 4), _checkpoint(run, 6))
+    _truncate(_checkpoint(run, 6) / STATE_FILE)
+    (_checkpoint(run, 4) / STATE_FILE).unlink()
+    step, skipped = checkpoints.restore_newest(run, build_compiled_gan(tiny_config, "3"))
+    assert step == 2 and [s for s, _ in skipped] == [6, 4]
+    line = checkpoints.fallback_note(run, skipped, f"resuming from {step_name(2)}")
+    assert "\n" not in line and line.startswith(f"run {run}: checkpoints {step_name(6)}, {step_name(4)} cannot")
+    assert "state.npz is unreadable" in line and "state.npz is missing" in line

@@ -210,3 +210,11 @@ def test_held_out_zero_trains_without_evaluation(tiny_toml, tmp_path, capsys):
     records = rundir.read_metrics(run)
     assert [r["step"] for r in records] == [1, 2] and not (run / rundir.SAMPLES).exists()
     assert all(set(r) == {"step", "time", *rundir.LOSSES} for r in records)
+
+
+def test_a_run_dir_that_is_a_file_is_refused_and_left_alone(tiny_toml, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.write_text("notes")
+    assert _main(["--config", str(tiny_toml), "--scale", "3", "--run-dir", str(run), "--steps", "1"]) == 2
+    line = _one_error_line(capsys)
+    assert str(run) in line and "not a directory" in line and run.read_text() == "notes"
