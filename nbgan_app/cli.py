@@ -4,6 +4,11 @@ Each module `nbgan_app.commands.<name>` provides `add_parser(subparsers)`,
 which registers the subcommand and sets `run` as its handler; `run(args)`
 returns the exit code. Command modules import heavy libraries (Keras, jax)
 inside `run`, so `nbgan --help` stays fast.
+
+Every refusal is one line on stderr, `nbgan <command>: error: ...`, and exit
+code 2: an `InputError` from a command, and argparse's own errors (printed
+without the usage block). The backends' start-up log stays off stderr
+(`nbgan_app.quiet`), so that line is the only one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import sys
 
 from nbgan_app.errors import InputError
+from nbgan_app.quiet import backend_imports
 
 COMMANDS = (
     "simulate",
@@ -32,8 +38,18 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the one-line errors of every other bad input: no usage block before them."""
+
+    def error(self, message: str):
+        message = " ".join(message.split())
+        if "required" in message:
+            message += f"; see {self.prog} --help"
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nbgan",
         description="Multi-scale WGAN-GP emulator of N-body density cubes.",
     )
@@ -50,12 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is not for users.
+    # TensorFlow's and XLA's C++ log (CUDA probing, oneDNN notices) is not for users; the lines its
+    # libraries print while loading ignore this, and backend_imports() keeps them off stderr.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args)
+        with backend_imports():
+            code = args.func(args)
     except InputError as exc:
         print(f"nbgan {args.command}: error: {exc}", file=sys.stderr)
         return 2
