@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 
+from nbgan_app.commands.tui import check_dir
+from nbgan_app.devices import DeviceMonitor
+from nbgan_app.errors import InputError
 from tui import processes
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.help import HelpScreen
@@ -26,12 +30,17 @@ class NbganApp(App):
         Binding("ctrl+c", "quit_dashboard", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, runs_dir: Path, configs_dir: Path, refresh_s: float = 1.0):
+    def __init__(self, runs_dir: Path, configs_dir: Path, refresh_s: float = 1.0,
+                 devices: DeviceMonitor | None = None):
         super().__init__()
         self.runs_dir, self.configs_dir, self.refresh_s = Path(runs_dir), Path(configs_dir), refresh_s
+        self.devices = devices if devices is not None else DeviceMonitor()
 
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen(self.runs_dir, self.configs_dir, self.refresh_s))
+        self.push_screen(DashboardScreen(self.runs_dir, self.configs_dir, self.refresh_s, self.devices))
+
+    def on_unmount(self) -> None:
+        self.devices.close()  # NVML's shutdown, once
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -60,12 +69,16 @@ class NbganApp(App):
 
 
 def create_app(runs_dir: str | Path = "checkpoints", configs_dir: str | Path | None = None,
-               refresh_s: float = 1.0) -> NbganApp:
+               refresh_s: float = 1.0, devices: DeviceMonitor | None = None) -> NbganApp:
     """The dashboard over `runs_dir`, offering the configs in `configs_dir` (default: ./configs,
-    else the project's configs/). Used by `nbgan tui`, `nbgan-tui` and the tests."""
+    else the project's configs/). Used by `nbgan tui`, `nbgan-tui` and the tests.
+
+    `devices` reads the GPUs and the CPU (default: NVML through `pynvml`, the CPU where there is none);
+    tests pass one over a stand-in NVML.
+    """
     if configs_dir is None:
         configs_dir = Path("configs") if Path("configs").is_dir() else PROJECT / "configs"
-    return NbganApp(Path(runs_dir), Path(configs_dir), refresh_s)
+    return NbganApp(Path(runs_dir), Path(configs_dir), refresh_s, devices)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_dir(args.runs, "--runs")
+        if args.configs:
+            check_dir(args.configs, "--configs")
+    except InputError as exc:
+        print(f"nbgan-tui: error: {exc}", file=sys.stderr)
+        return 2
     create_app(args.runs, args.configs).run()
     return 0
 

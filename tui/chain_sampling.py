@@ -23,11 +23,14 @@ from tui.samples import is_complete, read_stats_pair
 class ChainSampling:
     """One run of the chain M3 -> M2 -> M1 into `out`, and its scoring; started on construction."""
 
-    def __init__(self, chain: list[Path], n: int, size: int | None, order: str, out: Path):
+    def __init__(self, chain: list[Path], n: int, size: int | None, order: str, out: Path,
+                 device: str | None = None):
         self.m1 = Path(chain[-1])  # its config names the real cubes the samples imitate
-        self.sample = processes.start_sampling([Path(c) for c in chain], n, size, order, out)
+        self.device = device  # the sampler's device ("gpu:N" or "cpu"); None: the environment's
+        self.sample = processes.start_sampling([Path(c) for c in chain], n, size, order, out, device=device)
         self.compare: processes.ChildJob | None = None
-        self.message = f"sampling into {out} (log {self.sample.log.name})"
+        where = f" on {device}" if device else ""
+        self.message = f"sampling into {out}{where} (log {self.sample.log.name})"
         self.note = ""  # which real cubes the samples are scored against
         self.stats: dict | None = None  # {"real", "fake", "scores"} once scored
         self.done = False

@@ -5,6 +5,11 @@ the dashboard, or a Ctrl+C in its terminal, never reaches training. Output
 goes to a log file (append mode: a resumed run keeps its history). The
 dashboard keeps the Popen objects only to reap children that exit, so a dead
 trainer never lingers as a zombie that still looks alive.
+
+A process started for a device ("gpu:N" or "cpu") gets that device's
+environment (`nbgan_app.devices.device_env`: CUDA_VISIBLE_DEVICES and the
+backends' memory settings); a training run records the choice in its run
+directory before it starts, and a resume starts it on the same device.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbgan_app import rundir
+from nbgan_app import devices, rundir
 
 TRAIN_LOG = "train.log"
 WAVE_LINE = re.compile(r"wave\s+(\d+)\s*/\s*(\d+)(?:\s+level\s+(\d+))?")
@@ -29,9 +34,11 @@ def nbgan_command() -> list[str]:
     return [sys.executable, "-m", "nbgan_app"]
 
 
-def launch(args: list[str], log_path: Path, backend: str | None = None) -> subprocess.Popen:
-    """Start `nbgan ARGS...` detached, its stdout and stderr appended to `log_path`."""
-    env = dict(os.environ)
+def launch(args: list[str], log_path: Path, backend: str | None = None,
+           device: str | None = None) -> subprocess.Popen:
+    """Start `nbgan ARGS...` detached, its stdout and stderr appended to `log_path`, on `device`
+    (None: wherever the environment puts it)."""
+    env = devices.device_env(device) if device else dict(os.environ)
     if backend:
         env["KERAS_BACKEND"] = backend
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,9 +62,16 @@ def train_args(config: str | Path, scale: str, run_dir: Path, steps: int | None)
 
 
 def start_training(config: str | Path, scale: str, run_dir: Path, backend: str | None,
-                   steps: int | None = None) -> subprocess.Popen:
-    """`nbgan train` into `run_dir` (which the command creates or resumes), log in the run directory."""
-    return launch(train_args(config, scale, run_dir, steps), Path(run_dir) / TRAIN_LOG, backend)
+                   steps: int | None = None, device: str | None = None,
+                   snapshot: devices.Snapshot | None = None) -> subprocess.Popen:
+    """`nbgan train` into `run_dir` (which the command creates or resumes), log in the run directory.
+
+    With `device`, the choice is recorded in the run directory first (with the GPU's name from
+    `snapshot`), then the process starts with that device's environment.
+    """
+    if device:
+        devices.record_device(run_dir, device, snapshot)
+    return launch(train_args(config, scale, run_dir, steps), Path(run_dir) / TRAIN_LOG, backend, device=device)
 
 
 def resume_training(run_dir: Path) -> subprocess.Popen:
@@ -69,8 +83,8 @@ def resume_training(run_dir: Path) -> subprocess.Popen:
     state = rundir.effective_state(run_dir)
     if state.get("state") == "running":
         raise ValueError(f"{Path(run_dir).name} is already running (pid {state.get('pid')})")
-    return start_training(run.get("config") or run["config_path"], run["scale"], run_dir,
-                          run.get("backend"), run_steps(run))
+    return launch(train_args(run.get("config") or run["config_path"], run["scale"], run_dir, run_steps(run)),
+                  Path(run_dir) / TRAIN_LOG, run.get("backend"), device=devices.read_device(run_dir))
 
 
 def run_steps(run: dict) -> int | None:
@@ -125,12 +139,12 @@ class ChildJob:
 
 
 def start_sampling(chain: list[Path], n: int, size: int | None, order: str, out: Path,
-                   backend: str | None = None) -> ChildJob:
-    """`nbgan sample --chain RUN3,RUN2,RUN1 ...`; progress lines go to OUT's log file."""
+                   backend: str | None = None, device: str | None = None) -> ChildJob:
+    """`nbgan sample --chain RUN3,RUN2,RUN1 ...` on `device`; progress lines go to OUT's log file."""
     args = ["sample", "--chain", ",".join(str(p) for p in chain), "--n", str(int(n)), "--out", str(out),
             "--order", order] + (["--size", str(int(size))] if size else [])
     log = Path(out).with_suffix(".log")
-    return ChildJob(launch(args, log, backend), Path(out), log)
+    return ChildJob(launch(args, log, backend, device=device), Path(out), log)
 
 
 def start_compare(real: list[Path], fake: Path, out_json: Path, box_size: float | None = None) -> ChildJob:

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgan_app import rundir
+from nbgan_app import devices, rundir
+from tui.samples import frac_errors
 
 
 @dataclass
@@ -31,6 +32,8 @@ class RunSummary:
     pid: int | None = None
     scores: dict = field(default_factory=dict)
     run: dict = field(default_factory=dict)  # the `run` section of config.json
+    device: str | None = None  # the device the run recorded (devices.DEVICE_FILE), None if it did not
+    errors: dict = field(default_factory=dict)  # the latest evaluation's median fractional errors (frac_errors)
 
 
 def file_key(path: Path) -> tuple[int, int] | None:
@@ -116,6 +119,7 @@ class RunWatcher:
         self.root = Path(root)
         self._cache: dict[Path, tuple[tuple, RunSummary]] = {}
         self._tails: dict[Path, MetricsTail] = {}
+        self._errors: dict[Path, tuple[tuple | None, dict]] = {}
 
     def tail(self, run_dir: Path) -> MetricsTail:
         return self._tails.setdefault(Path(run_dir), MetricsTail(run_dir))
@@ -133,22 +137,41 @@ class RunWatcher:
             summaries.append(self.summary(path))
         for gone in set(self._cache) - set(dirs):
             self._cache.pop(gone, None)
+            self._errors.pop(gone, None)
         return summaries
 
     def summary(self, path: Path) -> RunSummary:
         tail = self.tail(path)
         tail.update()
-        key = (file_key(path / rundir.CONFIG), file_key(path / rundir.STATE), len(tail.records))
+        key = (file_key(path / rundir.CONFIG), file_key(path / rundir.STATE), len(tail.records),
+               file_key(path / devices.DEVICE_FILE), file_key(path / rundir.SAMPLES / rundir.LATEST_STATS))
         cached = self._cache.get(path)
         if cached and cached[0] == key and cached[1].state != "running":
             return cached[1]
-        summary = read_summary(path, tail.records)
+        summary = read_summary(path, tail.records, self.errors(path))
         self._cache[path] = (key, summary)
         return summary
 
+    def errors(self, path: Path) -> dict:
+        """The run's latest median fractional errors, re-read only when latest_stats.json changed (a
+        running run's summary is rebuilt at every refresh; its evaluations are far apart)."""
+        key = file_key(path / rundir.SAMPLES / rundir.LATEST_STATS)
+        cached = self._errors.get(path)
+        if cached is None or cached[0] != key:
+            cached = (key, read_errors(path))
+            self._errors[path] = cached
+        return cached[1]
 
-def read_summary(path: Path, records: list[dict]) -> RunSummary:
-    """Summarise one run directory; problems become `state="error"` with a message."""
+
+def read_errors(path: Path) -> dict:
+    """The median fractional errors (`tui.samples.frac_errors`) of the run's samples/latest_stats.json."""
+    latest = rundir.read_json(path / rundir.SAMPLES / rundir.LATEST_STATS)
+    return frac_errors(latest.get("scores")) if isinstance(latest, dict) else {}
+
+
+def read_summary(path: Path, records: list[dict], errors: dict | None = None) -> RunSummary:
+    """Summarise one run directory; problems become `state="error"` with a message. `errors`: the run's
+    median fractional errors when the caller has them, else read here."""
     summary = RunSummary(path=path, name=path.name)
     config = rundir.read_json(path / rundir.CONFIG)
     if not isinstance(config, dict):
@@ -157,6 +180,7 @@ def read_summary(path: Path, records: list[dict]) -> RunSummary:
         return summary
     run = config.get("run") if isinstance(config.get("run"), dict) else {}
     summary.run = run
+    summary.device = devices.read_device(path)
     summary.scale = str(run.get("scale", "?"))
     summary.config = Path(str(run.get("config", run.get("config_path", "?")))).name
     summary.backend = str(run.get("backend", "?"))
@@ -171,4 +195,19 @@ def read_summary(path: Path, records: list[dict]) -> RunSummary:
     if records:
         summary.step = max(summary.step, int(records[-1]["step"]))
     summary.scores = last_scores(records)
+    summary.errors = read_errors(path) if errors is None else errors
     return summary
+
+
+def runs_by_device(summaries: list[RunSummary], snapshot: devices.Snapshot | None = None) -> dict[str, list[str]]:
+    """device -> names of the running runs on it: the device each recorded, and for a run that recorded
+    none (started from a shell without a choice), the GPU whose NVML process list holds its pid."""
+    found: dict[str, list[str]] = {}
+    gpus = snapshot.gpus if snapshot is not None else ()
+    for summary in summaries:
+        if summary.state != "running":
+            continue
+        used = [summary.device] if summary.device else [g.device for g in gpus if summary.pid in g.pids]
+        for device in used:
+            found.setdefault(device, []).append(summary.name)
+    return found

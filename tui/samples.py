@@ -116,3 +116,39 @@ def fractional_difference(real: dict, fake: dict) -> np.ndarray:
     r = r[: len(f)]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(r != 0, (f - r) / r, np.nan)
+
+
+def frac_errors(scores) -> dict[str, tuple[float, float | None]]:
+    """Per statistic of a scores block (`stats.scores.compare`), (median fractional error, its floor):
+    the median over bins of |fake mean - real mean| / real mean, and the same between halves of the real
+    set (None without a floor). Statistics without a finite median are left out."""
+    found: dict = {}
+    if not isinstance(scores, dict):
+        return found
+    for name in registry.names():
+        block = scores.get(name)
+        if not isinstance(block, dict) or not _finite(block.get("median_abs_frac_diff")):
+            continue
+        floor = ((block.get("floor") or {}).get("median_abs_frac_diff") or {}).get("mean")
+        found[name] = (float(block["median_abs_frac_diff"]), float(floor) if _finite(floor) else None)
+    return found
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with two significant figures below 10%: 0.083 -> `8.3%`, 0.5 -> `50%`."""
+    value = 100 * fraction
+    return f"{value:.0f}%" if value >= 9.95 else f"{value:.1f}%"
+
+
+def format_errors(errors: dict[str, tuple[float, float | None]], sep: str = "  ") -> str:
+    """`PSD 8.3% (floor 9.1%)  mass 3.0% (floor 2.2%)  ...`: lower is better, and within the floor is as
+    good as two halves of the real set agree."""
+    parts = []
+    for name, (error, floor) in errors.items():
+        label = registry.get(name).label
+        parts.append(f"{label} {percent(error)}" + (f" (floor {percent(floor)})" if floor is not None else ""))
+    return sep.join(parts)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+from nbgan_app.errors import InputError
 
 
 def add_parser(subparsers) -> None:
@@ -20,7 +23,21 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_dir(path: str | Path, flag: str) -> Path:
+    """`path` if it is a directory; InputError naming `flag` and the path otherwise (a dashboard over
+    nothing would open empty, without a word)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{flag} {path}: no such directory")
+    if not path.is_dir():
+        raise InputError(f"{flag} {path}: not a directory")
+    return path
+
+
 def run(args) -> int:
+    check_dir(args.runs, "--runs")
+    if args.configs:
+        check_dir(args.configs, "--configs")
     argv = [sys.executable, "-m", "tui.app", "--runs", str(args.runs)]
     if args.configs:
         argv += ["--configs", str(args.configs)]

@@ -1,5 +1,5 @@
-"""Chained sampling: pick M3, M2, M1 runs (or a shipped preset), n, size and order; show the job's progress,
-then its statistics."""
+"""Chained sampling: pick M3, M2, M1 runs (or a shipped preset), n, size, order and the device; show the
+job's progress, then its statistics."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select
 
-from nbgan_app import scales
+from nbgan_app import devices, scales
 from nbgan_app.presets import PRESETS, Preset, list_presets
 from tui.chain_sampling import ChainSampling
 from tui.runs import RunSummary
+from tui.screens.new_run import device_options
 from tui.widgets.stats_panel import StatsPanel
 
 
@@ -25,7 +26,7 @@ class SamplingScreen(Screen):
 
     DEFAULT_CSS = """
     SamplingScreen > Vertical { height: auto; padding: 0 1; }
-    SamplingScreen Grid { grid-size: 6; grid-columns: 4 1fr 4 1fr 4 1fr; grid-rows: 3; height: auto; }
+    SamplingScreen Grid { grid-size: 6; grid-columns: 8 1fr 8 1fr 8 1fr; grid-rows: 3; height: auto; }
     SamplingScreen Label { padding: 1 0 0 0; }
     SamplingScreen #preset-row { height: 3; }
     SamplingScreen #preset-row Label { width: 8; }
@@ -39,9 +40,12 @@ class SamplingScreen(Screen):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+s", "start", "Start sampling"),
                 Binding("question_mark", "app.help", "Help")]
 
-    def __init__(self, runs: list[RunSummary], out_dir: Path, presets_root: Path = PRESETS):
+    def __init__(self, runs: list[RunSummary], out_dir: Path, presets_root: Path = PRESETS,
+                 snapshot: devices.Snapshot | None = None, assigned: dict[str, int] | None = None):
         super().__init__()
         self.runs = runs
+        self.snapshot = snapshot or devices.Snapshot(devices.read_cpu(), note="devices not read")
+        self.assigned = assigned or {}
         # the form has one select per scale, so only chains of that length can fill it
         self.presets = [p for p in list_presets(presets_root)
                         if len(p.manifest.get("chain", [])) == len(scales.CHAIN)]
@@ -70,6 +74,9 @@ class SamplingScreen(Screen):
                 yield Label("order")
                 yield Select([("wavefront", "wavefront"), ("raster", "raster")], value="wavefront",
                              allow_blank=False, id="order")
+                yield Label("device")
+                yield Select(device_options(self.snapshot), value=devices.least_loaded(self.snapshot, self.assigned),
+                             allow_blank=False, id="device")
             with Horizontal(id="controls"):
                 yield Button("Start sampling", variant="primary", id="start")
                 yield Button("Back", id="back")
@@ -132,7 +139,8 @@ class SamplingScreen(Screen):
         out = self.out_dir / f"chain-{time.strftime('%Y%m%d-%H%M%S')}.h5"
         try:
             self.job = ChainSampling([Path(c) for c in chain], int(n), int(size) if size else None,
-                                     self.query_one("#order", Select).value, out)
+                                     self.query_one("#order", Select).value, out,
+                                     device=self.query_one("#device", Select).value)
         except OSError as exc:
             self.say(f"could not start nbgan sample: {exc}", failed=True)
             return

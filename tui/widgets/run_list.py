@@ -6,10 +6,11 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui.runs import RunSummary, format_scores
+from tui.samples import format_errors
 
 STATE_STYLES = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red",
                 "error": "bold red"}
-COLUMNS = ("run", "scale", "config", "backend", "step", "state", "scores / error")
+COLUMNS = ("run", "scale", "config", "backend", "device", "step", "state", "median error / problem")
 
 
 class RunList(DataTable):
@@ -52,8 +53,18 @@ class RunList(DataTable):
     @staticmethod
     def cells(summary: RunSummary) -> tuple:
         state = Text(summary.state, style=STATE_STYLES.get(summary.state, ""))
-        last = Text(summary.error, style="red") if summary.error else Text(format_scores(summary.scores))
-        return (summary.name, summary.scale, summary.config, summary.backend, str(summary.step), state, last)
+        return (summary.name, summary.scale, summary.config, summary.backend, summary.device or "-",
+                str(summary.step), state, RunList.last_cell(summary))
+
+    @staticmethod
+    def last_cell(summary: RunSummary) -> Text:
+        """The run's problem in red, else the latest evaluation's median fractional errors beside their
+        floors (lower is better); a run without samples/latest_stats.json shows its logged released scores."""
+        if summary.error:
+            return Text(summary.error, style="red")
+        if summary.errors:
+            return Text(format_errors(summary.errors, sep=" "))
+        return Text(format_scores(summary.scores))
 
     def selected(self) -> RunSummary | None:
         """The summary under the cursor, or None when the list is empty."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from nbgan_app.stats import registry
+from tui.samples import format_errors, frac_errors
 from tui.widgets.stat_plot import StatPlot
 
 
@@ -15,25 +17,30 @@ def _number(value) -> bool:
 
 
 def scores_line(scores: dict | None, n_real=None) -> str:
-    """Per statistic, the score of fake vs real (higher is better) and the real-vs-real floor (an
-    `nbgan compare` result, or the trainer's latest_stats.json); otherwise flat `name=value` scores."""
+    """Two lines of scores of fake vs real (an `nbgan compare` result, or the trainer's latest_stats.json):
+    the median fractional error of each statistic beside its real-vs-real floor (lower is better; at the
+    floor, fake and real agree as well as two halves of the real set do), then the released score,
+    1/Frechet distance (higher is better), with its floor. Otherwise flat `name=value` scores."""
     if not isinstance(scores, dict) or not scores:
         if _number(n_real) and n_real < 2:
             return f"scores: none ({n_real} real cube; a score needs 2)"
         return "scores: none yet"
-    parts = []
+    released = []
     floors = 0
     for name in registry.names():
         block = scores.get(name)
         if isinstance(block, dict) and _number(block.get("score")):
             floor = ((block.get("floor") or {}).get("score") or {}).get("mean")
-            parts.append(f"{name} {block['score']:.3g}" + (f" (floor {floor:.3g})" if _number(floor) else ""))
+            released.append(f"{name} {block['score']:.3g}" + (f" (floor {floor:.3g})" if _number(floor) else ""))
             floors += _number(floor)
-    if parts and not floors:
-        parts.append("(no floor: needs 4 real cubes)")
-    if not parts:
-        parts = [f"{k}={v:.3g}" for k, v in scores.items() if _number(v)]
-    return "scores: " + ("  ".join(parts) if parts else "none yet")
+    no_floor = "  (no floor: needs 4 real cubes)" if released and not floors else ""
+    if not released:
+        flat = [f"{k}={v:.3g}" for k, v in scores.items() if _number(v)]
+        return "scores: " + ("  ".join(flat) if flat else "none yet")
+    errors = frac_errors(scores)
+    lines = [f"median error (lower is better): {format_errors(errors)}{no_floor}"] if errors else []
+    lines.append(f"released 1/Frechet (higher is better): {'  '.join(released)}{'' if errors else no_floor}")
+    return "\n".join(lines)
 
 
 class StatsPanel(Vertical):
@@ -42,7 +49,7 @@ class StatsPanel(Vertical):
     DEFAULT_CSS = """
     StatsPanel { height: 1fr; }
     StatsPanel > Horizontal { height: 1fr; }
-    StatsPanel > .scores { height: auto; max-height: 2; color: $text-muted; }
+    StatsPanel > .scores { height: auto; max-height: 3; color: $text-muted; }
     """
 
     def compose(self) -> ComposeResult:
@@ -64,4 +71,4 @@ class StatsPanel(Vertical):
         n_real, n_fake = payload["real"].get("n_cubes", "?"), payload["fake"].get("n_cubes", "?")
         step = f"step {payload['step']}: " if _number(payload.get("step")) else ""
         message.update(f"{step}[cyan]real[/] n={n_real}, [orange1]fake[/] n={n_fake}   "
-                       f"{scores_line(payload.get('scores'), n_real)}")
+                       f"{escape(scores_line(payload.get('scores'), n_real))}")
