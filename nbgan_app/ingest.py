@@ -275,13 +275,20 @@ def plan_ingest(paths: list[str | os.PathLike], grid: int, out_dir: str | os.Pat
 
 def run_ingest(plan: IngestPlan, on_chunk: Callable[[int], None] | None = None) -> list[Path]:
     """Bin the snapshots of a checked plan; the cubes are renamed into place together at the end."""
+    created = not plan.out_dir.exists()
     ensure_writable_dir(plan.out_dir)
-    with contextlib.ExitStack() as renames:  # every rename waits for the last snapshot
-        for snapshot, path in zip(plan.snapshots, plan.outputs):
-            tmp = renames.enter_context(atomic_file(path, overwrite=plan.overwrite))
-            counts, written_box = bin_snapshot(snapshot, plan.grid, plan.box_size, plan.chunk, on_chunk)
-            write_cube_to(tmp, counts, box_size=written_box, source=", ".join(p.name for p in snapshot.files),
-                          particles=int(counts.sum(dtype=np.float64)))
+    try:
+        with contextlib.ExitStack() as renames:  # every rename waits for the last snapshot
+            for snapshot, path in zip(plan.snapshots, plan.outputs):
+                tmp = renames.enter_context(atomic_file(path, overwrite=plan.overwrite))
+                counts, written_box = bin_snapshot(snapshot, plan.grid, plan.box_size, plan.chunk, on_chunk)
+                write_cube_to(tmp, counts, box_size=written_box, source=", ".join(p.name for p in snapshot.files),
+                              particles=int(counts.sum(dtype=np.float64)))
+    except BaseException:
+        if created:  # NaN or out-of-box particles show only while binning: leave no empty directory either
+            with contextlib.suppress(OSError):
+                plan.out_dir.rmdir()
+        raise
     return list(plan.outputs)
 
 

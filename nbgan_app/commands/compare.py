@@ -54,6 +54,8 @@ def run(args) -> int:
         raise InputError(f"--plot and --json are the same file {args.json}; give them different names")
     if args.floor_splits < 1:
         raise InputError(f"--floor-splits must be at least 1; received {args.floor_splits}")
+    if args.seed < 0:
+        raise InputError(f"--seed: expected a whole number >= 0 (the half-splits' seed); received {args.seed}")
     real_files, fake_files = list_cube_files(args.real), list_cube_files(args.fake)
     check_disjoint(real_files, fake_files, "--real", "--fake")
     for flag, out in (("--json", args.json), ("--plot", args.plot)):
