@@ -62,10 +62,10 @@ class NewRunScreen(ModalScreen[dict | None]):
     }
     NewRunScreen Grid { grid-size: 4; grid-columns: 9 1fr 9 1fr; grid-rows: 3; height: auto; }
     NewRunScreen Label { padding: 1 0 0 0; }
-    NewRunScreen #memory { padding: 0; height: auto; color: $text-muted; }
+    NewRunScreen #memory { padding: 0; width: 100%; height: auto; color: $text-muted; }
     NewRunScreen Horizontal { height: 3; align: right middle; }
     NewRunScreen Button { margin: 0 0 0 1; }
-    NewRunScreen #error { color: $warning; height: auto; padding: 0; }
+    NewRunScreen #error { color: $warning; width: 100%; height: auto; padding: 0; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start"),
                 Binding("ctrl+t", "start_chain", "Train chain")]
@@ -83,7 +83,7 @@ class NewRunScreen(ModalScreen[dict | None]):
         options = [(p.name, str(p)) for p in self.configs]
         default = next((str(p) for p in self.configs if p.stem == "demo"), options[0][1] if options else Select.NULL)
         with Vertical():
-            yield Label("[b]New training run[/b]  (Enter or ctrl+s starts one scale, ctrl+t the chain, Esc cancels)")
+            yield Label("[b]New training run[/b]  (ctrl+s: start, ctrl+t: train the chain, Esc: cancel)")
             with Grid():
                 yield Label("config")
                 yield Select(options, value=default, allow_blank=not options, id="config")
