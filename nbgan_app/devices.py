@@ -36,7 +36,7 @@ from pathlib import Path
 from nbgan_app import rundir
 from nbgan_app.errors import InputError
 
-DEVICE_FILE = "device.json"  # in the run directory, beside rundir.CONFIG and rundir.STATE
+DEVICE_FILE = rundir.DEVICE  # in the run directory, beside rundir.CONFIG and rundir.STATE
 CPU = "cpu"
 _CHOICE = re.compile(r"(?:gpu|cuda):(\d+)|cpu")
 BACKEND_MODULES = ("tensorflow", "jax", "torch")

@@ -83,4 +83,10 @@ def flat_scores(scores: dict) -> dict:
             for key in ("score", "log_l2"):
                 if isinstance(values.get(key), (int, float)):
                     out[f"{name}_{key}"] = float(values[key])
+            # the median fractional error beside its real-vs-real floor: the figure a user can read
+            if isinstance(values.get("median_abs_frac_diff"), (int, float)):
+                out[f"{name}_median_abs_frac_diff"] = float(values["median_abs_frac_diff"])
+            floor = (values.get("floor") or {}).get("median_abs_frac_diff")
+            if isinstance(floor, dict) and isinstance(floor.get("mean"), (int, float)):
+                out[f"{name}_floor_median_abs_frac_diff"] = float(floor["mean"])
     return out

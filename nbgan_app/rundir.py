@@ -34,6 +34,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 STATE = "state.json"
 LOCK = "lock"
+DEVICE = "device.json"  # the device the run was started on (nbgan_app.devices.record_device)
 CHECKPOINTS = "checkpoints"
 SAMPLES = "samples"
 STATES = ("running", "stopped", "finished", "failed")

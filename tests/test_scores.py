@@ -123,3 +123,19 @@ def test_compare_without_floor_and_in_2d():
 def test_compare_bad_input(real, fake, message):
     with pytest.raises(InputError, match=message):
         compare(real, fake, 64.0, floor=True, n_splits=2)
+
+
+def test_flat_scores_carry_the_median_error_and_its_floor():
+    """The training monitor logs what the dashboard shows: the median error beside its floor."""
+    from nbgan_app.evaluation import flat_scores
+    from nbgan_app.stats.scores import compare
+
+    rng = np.random.default_rng(3)
+    real = rng.poisson(2.0, size=(4, 8, 8, 8)).astype(np.float32)
+    fake = rng.poisson(3.0, size=(2, 8, 8, 8)).astype(np.float32)
+    result = compare(real, fake, 64.0, floor=True, n_splits=3)
+    flat = flat_scores(result)
+    for name in ("psd", "mass_hist", "peak_hist"):
+        assert flat[f"{name}_median_abs_frac_diff"] == result[name]["median_abs_frac_diff"]
+        assert flat[f"{name}_floor_median_abs_frac_diff"] == result[name]["floor"]["median_abs_frac_diff"]["mean"]
+    assert flat["mass_hist_median_abs_frac_diff"] > flat["mass_hist_floor_median_abs_frac_diff"]

@@ -85,6 +85,7 @@ def test_training_started_from_the_keys_writes_metrics(tmp_path, pane_factory, t
     cache = tiny_config.data.simulation.cache
     (configs / "tiny.toml").write_text(text.replace('cache = "data/tiny-sim"', f'cache = "{cache}"'))
     runs = tmp_path / "runs"
+    runs.mkdir()  # the dashboard refuses a --runs directory that does not exist
     pane = pane_factory(f"env TERM=xterm-256color {SCRIPT} --runs {runs} --configs {configs}")
     pane.wait_for("New run")
     pane.keys("n")
