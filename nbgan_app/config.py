@@ -429,6 +429,8 @@ def parse_saved_config(table: dict, root: str | Path = ".", source: str | Path =
 def read_toml(path: str | Path, what: str = "config file") -> dict:
     """The table of a TOML file; InputError naming the file when it is missing or not TOML."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a directory; expected a TOML file")
     if not path.is_file():
         raise InputError(f"no such {what}: {path}")
     try:

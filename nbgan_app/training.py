@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -261,6 +262,9 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
     with data_parallel(distribute):
         counts, box_size = load_dataset(config, progress=progress is not False)
         train_counts, held_out = split_dataset(config, counts)
+        if len(held_out) == 1:
+            print("warning: data.held_out = 1: the monitor draws statistics but scores need at least 2 "
+                  "held-out cubes (use 0 for no evaluation, or 2 or more)", file=sys.stderr, flush=True)
         gan = build_compiled_gan(config, scale)
         evaluator = Evaluator(config, scale, held_out, box_size, run_dir)
         run_dir = prepare_run_dir(config, scale, run_dir, backend, parents)
