@@ -394,7 +394,8 @@ TRAIN = [
     # the NaN guard: a diverging run stops with the losses by name, and no claim of a checkpoint it lacks;
     # it trained, so its run directory stays (state "failed"): only the config and the session's data are watched
     row("train-diverges-to-nan", train_config(("critic_learning_rate = 1e-4", "critic_learning_rate = 1e30"),
-                                              ("generator_learning_rate = 1e-4", "generator_learning_rate = 1e30")),
+                                              ("generator_learning_rate = 1e-4", "generator_learning_rate = 1e30"),
+                                              ("held_out = 1", "held_out = 0")),  # no held-out warning line
         "non-finite", absent=("{'", "last good checkpoint is kept"), watch=lambda c: [c / "c.toml", *c.watched[1:]],
         slow=True),
 ]
