@@ -21,16 +21,24 @@ pytestmark = [
 
 
 class Pane:
+    """One tmux session on its own server (socket `-L name`).
+
+    A shared default server exits when its last session is killed, and a
+    `new-session` racing that exit fails with "server exited unexpectedly";
+    a private server per pane takes that race away.
+    """
+
     def __init__(self, name: str, command: str):
         self.name = name
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", command], check=True)
+        self.tmux = ["tmux", "-L", name]
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", command], check=True)
 
     def text(self) -> str:
-        done = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        done = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
         return done.stdout
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def wait_for(self, needle: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout
@@ -42,7 +50,7 @@ class Pane:
         raise AssertionError(f"{needle!r} not on screen after {timeout} s:\n{self.text()}")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 @pytest.fixture
