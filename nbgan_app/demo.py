@@ -54,9 +54,9 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
 def _sample(runs: dict[str, Path], n: int, path: Path, seed: int) -> np.ndarray:
     from nbgan_app.cubes import load_cubes
     from nbgan_app.sampling import sample_chain
-    from nbgan_app.sampling.progress import WaveReporter
+    from nbgan_app.sampling.progress import ProgressLine
 
-    with WaveReporter() as progress:
+    with ProgressLine() as progress:
         result = sample_chain([runs[s.section] for s in scales.CHAIN], n, path, seed=seed, overwrite=True,
                               progress=progress)
     print(result.summary())

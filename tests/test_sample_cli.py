@@ -348,7 +348,7 @@ def test_progress_is_one_line_with_an_eta():
     """Not a terminal: a few tens of lines the dashboard parses, each with the share done and an ETA."""
     import io
 
-    from nbgan_app.commands.sample import ProgressLine
+    from nbgan_app.sampling.progress import ProgressLine
     from nbgan_app.sampling.orders import waves
     from tui.processes import WAVE_LINE
 
@@ -403,7 +403,7 @@ def test_progress_is_one_line_with_an_eta():
 def test_progress_on_a_terminal_rewrites_one_line():
     import io
 
-    from nbgan_app.commands.sample import ProgressLine
+    from nbgan_app.sampling.progress import ProgressLine
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -433,3 +433,15 @@ def test_progress_on_a_terminal_rewrites_one_line():
         progress.begin([(1, [(0, 1)])])
         progress(1, 1, 1)
     assert stream.getvalue() == ""
+
+
+def test_demo_reports_sampling_through_the_same_progress_line(tiny_runs, tmp_path, capsys):
+    """`nbgan demo` samples its chain with the progress line of `nbgan sample`: sparse lines with a share and ETA."""
+    from nbgan_app.demo import _sample
+
+    cubes = _sample({"m3": tiny_runs["3"], "m2": tiny_runs["2"], "m1": tiny_runs["1"]}, 2, tmp_path / "s.h5", 3)
+    assert cubes.shape == (2, 16, 16, 16)
+    err = capsys.readouterr().err
+    assert level_ends(wave_lines(err)) == [(1, 1, 3), (4, 4, 2), (10, 10, 1)]
+    assert err.strip().splitlines()[-1] == "wave 10/10 level 1  100%  ETA 0:00"
+    np.testing.assert_array_equal(cubes, read(tmp_path / "s.h5")[0])

@@ -451,3 +451,48 @@ def test_a_chain_names_the_scale_it_lacks(tiny_config, tmp_path):
         plan_chain(runs_of(tiny_config, ["uni", "1"], tmp_path), size=18)
     with pytest.raises(InputError, match=r"^output side 6 \(the given cubes' side"):
         plan_chain(runs_of(tiny_config, ["1"], tmp_path), size=6, given_input=True)
+
+
+def test_cube_ranges_merge_into_the_file_of_one_run(tmp_path):
+    """Workers' shards (`first_cube` keys the noise) merged: the single run's datasets, chunks, flags, attrs."""
+    from nbgan_app.sampling import shards
+
+    plans, coarse_side = two_level_plans(3, 4, 2, 3)
+    specs = dataset_specs(plans, 3)
+    attrs = {"seed": SEED, "order": "wavefront", "n_cubes": 5}
+
+    def patch_generator(x):  # depends on the row only, like a trained generator's inference
+        return (1 + 0.5 * np.abs(x[..., :1]) + 0.1 * x[..., 1:].mean(-1, keepdims=True)).astype(np.float32)
+
+    def make(path, first, count, file_attrs):
+        with SampleFile(path, specs, count, file_attrs) as f:
+            run_chain(plans, [WholeFake(coarse_side, 3), patch_generator], f, count, seed=SEED, max_batch=7,
+                      first_cube=first)
+
+    make(tmp_path / "one.h5", 0, 5, attrs)
+    out, parts = tmp_path / "two.h5", shards.parts_dir(tmp_path / "two.h5")
+    ranges = shards.split(5, 2)
+    assert ranges == [(0, 3), (3, 5)] and shards.split(2, 4) == [(0, 1), (1, 2)]
+    shards.write_plan(parts, 5, ranges, attrs)
+    for first, stop in ranges:
+        make(shards.shard_path(parts, first, stop), first, stop - first,
+             {**attrs, "n_cubes": stop - first, "first_cube": first})
+    # a shard cut short (its task failed): the output is not put in place, the shards stay
+    with h5py.File(shards.shard_path(parts, 3, 5), "r+") as f:
+        f.attrs["complete"] = False
+    with pytest.raises(RuntimeError, match="not complete"):
+        shards.merge(parts, ranges, out, specs, 5, attrs, None, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.h5", "two.h5.parts"]
+    with h5py.File(shards.shard_path(parts, 3, 5), "r+") as f:
+        f.attrs["complete"] = True
+    shards.merge(parts, ranges, out, specs, 5, attrs, None, overwrite=False)
+    assert not parts.exists()
+    with h5py.File(tmp_path / "one.h5", "r") as one, h5py.File(out, "r") as two:
+        names = []
+        one.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        assert {"data", "levels/2", "progress/data", "progress/frontier_data"} <= set(names)
+        for name in names:
+            np.testing.assert_array_equal(two[name][()], one[name][()], err_msg=name)
+            assert two[name].chunks == one[name].chunks, name
+        assert dict(two.attrs) == dict(one.attrs) and bool(two.attrs["complete"])
+        assert one["data"][()].any() and one["progress/data"][()].all()

@@ -1,11 +1,13 @@
-"""`nbgan sample`: chained sampling M3 -> M2 -> M1 (or Mu -> M2 -> M1) of cubes of any size, streamed to HDF5."""
+"""`nbgan sample`: chained sampling M3 -> M2 -> M1 (or Mu -> M2 -> M1) of cubes of any size, streamed to HDF5.
+
+With `--workers N` the cubes are shared out among N Ray workers (`sampling.workers`,
+docs/cluster.md): the same file, bit for bit, as one process writes.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import time
 from pathlib import Path
 
 from nbgan_app.errors import InputError
@@ -23,7 +25,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output HDF5 file")
     parser.add_argument("--size", metavar="S", help="output side in voxels (default: the last run's level side)")
     add_sampling_flags(parser, resume_help="finish an interrupted run's output file (same chain, --n, --seed and "
-                                           "--order; the result is the file an uninterrupted run writes)")
+                                           "--order; the result is the file an uninterrupted run writes); "
+                                           "with --workers, finish the cubes its workers had not written")
+    parser.add_argument("--workers", metavar="N",
+                        help="sample on N Ray workers, each a range of cubes (one GPU each where the cluster "
+                             "has GPUs); needs the cluster extra: pip install 'nbgan[cluster]'")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="the Ray cluster for --workers, e.g. ray://head:10001 or head:6379 (default: "
+                             "RAY_ADDRESS, else a local cluster of N workers started for this command)")
     parser.set_defaults(func=run)
 
 
@@ -70,134 +79,36 @@ def sampling_numbers(args) -> tuple[int, int | None]:
     return whole_number("--seed", args.seed, 0, SEED_MAX, "2^63-1"), whole_number("--max-batch", args.max_batch)
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+def __getattr__(name: str):
+    # `nbgan upscale` imports ProgressLine from here; it lives in sampling.progress, loaded only when used
+    if name == "ProgressLine":
+        from nbgan_app.sampling.progress import ProgressLine
 
-
-class ProgressLine:
-    """The progress of a sampling run on stderr: one bar over all its levels, with an ETA.
-
-    A callable `(wave, waves, level)` for `sampling.sample_chain` and
-    `sampling.upscale`, which call `begin(work)` first (`sampling.api.work_of`:
-    the (cube, patch) pairs each wave makes, so the ETA weighs a wave of 8
-    patches 8 times a wave of one). On a terminal one line rewrites itself
-    (carriage return), at most every `refresh` seconds. Elsewhere (a log, the
-    dashboard) it prints a line `wave W/T level L  P%  ETA M:SS` at the end of
-    each level, at every `step` percent of the work and at least every `every`
-    seconds of a slow run: a few tens of lines, not one per wave. The
-    dashboard reads `wave W/T level L` (tui.processes.WAVE_LINE).
-
-    It only counts and formats, after the sampler has the wave's patches on
-    the host anyway: nothing here touches the device or adds a round trip.
-    `enabled=False` prints nothing (--quiet).
-    """
-
-    def __init__(self, enabled: bool = True, stream=None, clock=time.monotonic, refresh: float = 0.2,
-                 every: float = 60.0, step: int = 5):
-        self.enabled, self.stream, self.clock = enabled, stream, clock
-        self.refresh, self.every, self.step = refresh, every, step
-        self.after: dict[tuple[int, int], tuple[int, int]] = {}  # (level, wave) -> (units done, units made)
-        self.total = self.made_total = 0
-        self.started: float | None = None
-        self.last_print: float | None = None
-        self.last_bucket = -1
-        self.drawn = False
-        self.tty: bool | None = None  # asked once, at the first line
-
-    def __enter__(self) -> "ProgressLine":
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        if self.drawn and self._tty():
-            self._out().write("\n")
-            self._out().flush()
-        return False
-
-    def _out(self):
-        return self.stream if self.stream is not None else sys.stderr
-
-    def _tty(self) -> bool:
-        if self.tty is None:
-            isatty = getattr(self._out(), "isatty", None)
-            self.tty = bool(isatty and isatty())
-        return self.tty
-
-    def begin(self, work: list[tuple[int, list[tuple[int, int]]]]) -> None:
-        """The work ahead: [(level, [(done, to do) per wave])], levels in the order they are made."""
-        done = made = 0
-        for level, per_wave in work:
-            for wave, (before, todo) in enumerate(per_wave, 1):
-                done, made = done + before + todo, made + todo
-                self.after[(level, wave)] = (done, made)
-        self.total, self.made_total = done, made
-        self.started = self.clock()
-
-    def __call__(self, wave: int, waves: int, level: int) -> None:
-        if not self.enabled:
-            return
-        now = self.clock()
-        if self.started is None:
-            self.started = now
-        done, made = self.after.get((level, wave), (None, None))
-        # whole percent, rounded down: 100% only once the last patch is made
-        percent = done * 100 // self.total if done is not None and self.total else None
-        elapsed = now - self.started
-        eta = None
-        if made is not None and made > 0:
-            eta = elapsed * (self.made_total - made) / made
-        elif made is not None and self.made_total == made:
-            eta = 0.0  # nothing left to make (a resume of a finished level)
-        if self._tty():
-            self._draw(wave, waves, level, percent, elapsed, eta, now)
-        else:
-            self._line(wave, waves, level, percent, eta, now)
-
-    def _draw(self, wave, waves, level, percent, elapsed, eta, now) -> None:
-        end = wave == waves
-        if not end and self.last_print is not None and now - self.last_print < self.refresh:
-            return
-        self.last_print = now
-        width = 20
-        filled = width * (percent or 0) // 100
-        bar = "#" * filled + "-" * (width - filled)
-        pct = f"{percent:3d}%" if percent is not None else "    "
-        text = (f"[{bar}] {pct} level {level} wave {wave}/{waves} {_clock(elapsed)} elapsed"
-                + (f" ETA {_clock(eta)}" if eta is not None else ""))
-        # a line longer than the terminal wraps, and the carriage return would no longer rewrite it
-        columns = shutil.get_terminal_size().columns
-        self._out().write("\r" + text[:max(columns - 1, 20)] + "\x1b[K")
-        self._out().flush()
-        self.drawn = True
-
-    def _line(self, wave, waves, level, percent, eta, now) -> None:
-        bucket = int(percent // self.step) if percent is not None else self.last_bucket
-        due = (wave == waves or bucket > self.last_bucket
-               or (self.last_print is not None and now - self.last_print >= self.every)
-               or self.last_print is None and now - self.started >= self.every)
-        if not due:
-            return
-        self.last_print, self.last_bucket = now, max(bucket, self.last_bucket)
-        text = f"wave {wave}/{waves} level {level}"
-        if percent is not None:
-            text += f"  {percent}%"
-        if eta is not None:
-            text += f"  ETA {_clock(eta)}"
-        print(text, file=self._out(), flush=True)
+        return ProgressLine
+    raise AttributeError(name)
 
 
 def run(args) -> int:
     from nbgan_app.sampling import load_chain, sample_chain
+    from nbgan_app.sampling.progress import ProgressLine
 
     n, size = whole_number("--n", args.n), whole_number("--size", args.size)
     seed, max_batch = sampling_numbers(args)
+    workers = whole_number("--workers", args.workers)
+    if args.address is not None and workers is None:
+        raise InputError("--address: the cluster runs workers; give their number with --workers N")
+    if workers is not None:
+        from nbgan_app.sampling.workers import require_ray
+
+        require_ray()  # the missing extra is the first thing to say, before any run is loaded
     chain = load_chain(args.chain, size)
     if sys.stderr.isatty() and not args.quiet:
+        on = f" on {workers} workers" if workers is not None else ""
         print(f"sampling {n} cubes of {chain.side}^3 through levels "
-              f"{', '.join(str(p.level) for p in chain.plans)}", file=sys.stderr)
+              f"{', '.join(str(p.level) for p in chain.plans)}{on}", file=sys.stderr)
     with ProgressLine(enabled=not args.quiet) as progress:
         result = sample_chain(chain, n, args.out, seed=seed, order=args.order, max_batch=max_batch,
-                              resume=args.resume, overwrite=args.overwrite, progress=progress)
+                              resume=args.resume, overwrite=args.overwrite, progress=progress,
+                              workers=workers, address=args.address)
     print(result.summary())
     return 0

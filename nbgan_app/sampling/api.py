@@ -81,6 +81,7 @@ class SampleResult:
         calls: generator calls this call made (0 when the file was already complete).
         seconds: wall-clock seconds of this call's sampling.
         already_complete: a resumed file was already complete; nothing was written.
+        workers: the Ray tasks (cube ranges) that made it, or None in this process.
     """
 
     path: Path
@@ -90,13 +91,15 @@ class SampleResult:
     calls: int
     seconds: float
     already_complete: bool = False
+    workers: int | None = None
 
     def summary(self) -> str:
         """The line `nbgan sample` and `nbgan upscale` print when they finish."""
         if self.already_complete:
             return f"{self.path} is already complete"
+        on = f", {self.workers} workers" if self.workers is not None else ""
         return (f"wrote {self.path}: {self.n_cubes} cubes of {self.side}^3 in {self.seconds:.1f} s "
-                f"({self.order}, generator calls {self.calls})")
+                f"({self.order}, generator calls {self.calls}{on})")
 
 
 def load_chain(runs: str | Sequence[PathLike], size: int | None = None) -> Chain:
@@ -125,7 +128,8 @@ def box_size_of(run: RunInfo, side: int) -> float | None:
 
 def sample_chain(runs: str | Sequence[PathLike] | Chain, n: int, out: PathLike, *, size: int | None = None,
                  seed: int = 0, order: str | None = None, max_batch: int | None = None, resume: bool = False,
-                 overwrite: bool = False, progress: Progress | None = None) -> SampleResult:
+                 overwrite: bool = False, progress: Progress | None = None, workers: int | None = None,
+                 address: str | None = None) -> SampleResult:
     """Sample `n` count cubes through a chain of trained runs into the HDF5 file `out`.
 
     Args:
@@ -141,17 +145,38 @@ def sample_chain(runs: str | Sequence[PathLike] | Chain, n: int, out: PathLike, 
         overwrite: replace an existing `out`, once the new file is complete (until then the old one stays).
         progress: called with (wave, waves, level) after every wave; if it has a
             method `begin(work)`, that is called once before, with the work
-            ahead (`work_of`), for one bar with an ETA (`commands.sample.ProgressLine`).
+            ahead (`work_of`), for one bar with an ETA (`progress.ProgressLine`).
+        workers: sample on this many Ray workers, each a range of cubes, into the
+            same file (`workers`; needs the `cluster` extra). None: in this process.
+        address: the Ray cluster to run the workers on (e.g. "ray://head:10001");
+            default: RAY_ADDRESS, else a local cluster of `workers` started for the call.
     """
     seed = _check_settings(n, seed=seed, order=order, max_batch=max_batch)
+    if address is not None and workers is None:
+        raise InputError("--address: the cluster runs workers; give their number with --workers N")
+    if workers is not None:
+        from nbgan_app.sampling.workers import check_workers, require_ray
+
+        check_workers(workers)
+        require_ray()  # before any run is loaded: the missing extra is the first thing to know
     if isinstance(runs, Chain):
         if size is not None:
             raise ValueError("size: plan it with load_chain(runs, size)")
         chain = runs
     else:
         chain = load_chain(runs, size)
-    return _write(chain, n, out, {"command": "sample"}, seed=seed, order=order, max_batch=max_batch,
-                  resume=resume, overwrite=overwrite, progress=progress)
+    settings = settings_of(chain, n, {"command": "sample"}, seed=seed, order=order, max_batch=max_batch)
+    if workers is not None:
+        from nbgan_app.sampling.workers import sample_on_workers
+
+        return sample_on_workers(chain, n, out, settings, workers=workers, address=address, resume=resume,
+                                 overwrite=overwrite, progress=progress)
+    from nbgan_app.sampling.shards import parts_dir
+
+    if resume and not Path(out).exists() and parts_dir(out).is_dir():
+        raise InputError(f"--resume: {parts_dir(out)} holds the shards of a run on workers; resume it with "
+                         "--workers N")
+    return _write(chain, n, out, settings, resume=resume, overwrite=overwrite, progress=progress)
 
 
 def upscale(run: PathLike, input: PathLike, out: PathLike, *, from_fine: bool = False, seed: int = 0,
@@ -190,10 +215,12 @@ def upscale(run: PathLike, input: PathLike, out: PathLike, *, from_fine: bool = 
     box = _output_box(run_info, input, counts.shape[1], input_box, from_fine)
     coarse = level_of(run_info.config, counts, side)
     del counts  # the level is all that is needed from here on
-    plans = plan_chain([run_info], side * scale.factor(run_info.config.pyramid), given_input=True)
-    return _write(Chain([run_info], plans), len(coarse), out, {"command": "upscale", "input": str(input.resolve())},
-                  given=coarse, box=box, seed=seed, order=order, max_batch=max_batch, resume=resume,
-                  overwrite=overwrite, progress=progress)
+    chain = Chain([run_info], plan_chain([run_info], side * scale.factor(run_info.config.pyramid),
+                                         given_input=True))
+    settings = settings_of(chain, len(coarse), {"command": "upscale", "input": str(input.resolve())},
+                           given_input=True, box=box, seed=seed, order=order, max_batch=max_batch)
+    return _write(chain, len(coarse), out, settings, given=coarse, resume=resume, overwrite=overwrite,
+                  progress=progress)
 
 
 def _check_not_input(input: Path, out: Path) -> None:
@@ -250,17 +277,19 @@ def _output_box(run: RunInfo, path: Path, side: int, input_box: float | None, fr
     return input_box
 
 
-def work_of(plans: list[LevelPlan], sample_file: SampleFile, n: int, order: str) -> list[tuple[int, list]]:
+def work_of(plans: list[LevelPlan], sample_file: SampleFile | None, n: int, order: str) -> list[tuple[int, list]]:
     """The work of a chain, for a progress display: [(level, [(done, to do) per wave])] in (cube, patch) units.
 
     One entry per generated level, in the order they are made; `done` counts
-    what a resumed file already holds. A whole-cube level (M3) is one wave of n cubes.
+    what a resumed file already holds (nothing without a file). A whole-cube
+    level (M3) is one wave of n cubes.
     """
     work = []
     for plan in plans:
         if plan.run is None:
             continue
-        flags = sample_file.done_flags(plan.name)
+        flags = (np.zeros((plan.side // plan.patch,) * 3, bool) if sample_file is None  # chains are 3-D
+                 else sample_file.done_flags(plan.name))
         if plan.latent_dim is not None:
             work.append((plan.level, [(n, 0) if flags.all() else (0, n)]))
             continue
@@ -280,40 +309,84 @@ def _resume_labels(command: str) -> dict[str, str]:
             "checkpoint_steps": "the runs' checkpoints of steps", "box_size": "box_size (Mpc/h)"}
 
 
-def _write(chain: Chain, n: int, out: PathLike, attrs: dict, *, given: np.ndarray | None = None,
-           box: float | None = None, seed: int, order: str | None, max_batch: int | None, resume: bool,
-           overwrite: bool, progress: Progress | None) -> SampleResult:
-    """Load the generators, open the file, run the chain; shared by `sample_chain` and `upscale`.
+@dataclass(frozen=True)
+class Settings:
+    """What one sample file records, and every writer of it (this process or workers) must use.
+
+    Attributes:
+        order, max_batch: resolved (the flag, else the last run's config).
+        steps: the checkpoint step each run samples from, in chain order.
+        attrs: the file's attributes (`writer`), `box_size` included when known.
+        box: the output's box size in Mpc/h, or None.
+    """
+
+    order: str
+    max_batch: int
+    steps: list[int]
+    attrs: dict
+    box: float | None
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """The attributes a resume must match: all but max_batch (the order keys the resume frontier)."""
+        return tuple(k for k in self.attrs if k != "max_batch")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return _resume_labels(self.attrs["command"])
+
+
+def settings_of(chain: Chain, n: int, attrs: dict, *, given_input: bool = False, box: float | None = None,
+                seed: int, order: str | None, max_batch: int | None) -> Settings:
+    """Resolve the order, batch and checkpoints of a call and the file's attributes.
 
     `box`: the output's box size in Mpc/h for a given input (`upscale`);
-    otherwise the last run's box at the output side.
+    otherwise the last run's box at the output side. InputError (a run
+    without a checkpoint that loads) before anything is written.
     """
-    from nbgan_app import transforms
-
-    runs, plans = chain.runs, chain.plans
+    runs = chain.runs
     config = runs[-1].config
     order = order or config.sample.order
     max_batch = max_batch or config.sample.max_batch
-    steps = [checkpoint_of(r)[0] for r in runs]  # InputError before anything is written
-    generators = [load_generator(p.run) if p.run is not None else None for p in plans]
-    if given is None:
+    steps = [checkpoint_of(r)[0] for r in runs]
+    if not given_input:
         box = box_size_of(runs[-1], chain.side)
     attrs = {**attrs, "runs": [str(r.path.resolve()) for r in runs], "checkpoint_steps": steps,
              "scales": [r.scale for r in runs], "seed": seed, "n_cubes": n,
              "transform": config.transform.__dict__, "order": order, "max_batch": max_batch,
              **({"box_size": box} if box is not None else {})}
-    checked = tuple(k for k in attrs if k != "max_batch")  # the order keys the resume frontier
+    return Settings(order, max_batch, steps, attrs, box)
+
+
+def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np.ndarray | None = None,
+           first_cube: int = 0, attrs: dict | None = None, resume: bool, overwrite: bool,
+           progress: Progress | None) -> SampleResult:
+    """Load the generators, open the file, run the chain; shared by `sample_chain`, `upscale` and the workers.
+
+    `first_cube` and `attrs` are a worker's: its shard holds cubes
+    first_cube .. first_cube + n - 1 of the sample, and records `attrs`
+    (the sample's, with its own n_cubes and first_cube).
+    """
+    from nbgan_app import transforms
+
+    runs, plans = chain.runs, chain.plans
+    config = runs[-1].config
+    step_of = {id(run): step for run, step in zip(runs, settings.steps)}
+    generators = [load_generator(p.run, step_of[id(p.run)]) if p.run is not None else None for p in plans]
+    attrs = settings.attrs if attrs is None else attrs
+    checked = tuple(k for k in attrs if k != "max_batch")
     started = time.time()
     with SampleFile(out, dataset_specs(plans), n, attrs, overwrite=overwrite, resume=resume,
-                    checked=checked, labels=_resume_labels(attrs["command"])) as sample_file:
+                    checked=checked, labels=settings.labels) as sample_file:
         if resume and sample_file.complete:
-            return SampleResult(Path(out), n, chain.side, order, 0, 0.0, already_complete=True)
-        if box is not None:
-            sample_file.h5["data"].attrs["box_size"] = box
+            return SampleResult(Path(out), n, chain.side, settings.order, 0, 0.0, already_complete=True)
+        if settings.box is not None:
+            sample_file.h5["data"].attrs["box_size"] = settings.box
         begin = getattr(progress, "begin", None)
         if begin is not None:
-            begin(work_of(plans, sample_file, n, order))
-        calls = run_chain(plans, generators, sample_file, n, given=given, seed=seed, order=order,
-                          max_batch=max_batch, to_counts=lambda y: transforms.backward(y, config.transform),
-                          progress=progress)
-    return SampleResult(Path(out), n, chain.side, order, sum(calls.values()), time.time() - started)
+            begin(work_of(plans, sample_file, n, settings.order))
+        calls = run_chain(plans, generators, sample_file, n, given=given, seed=attrs["seed"],
+                          order=settings.order, max_batch=settings.max_batch,
+                          to_counts=lambda y: transforms.backward(y, config.transform), progress=progress,
+                          first_cube=first_cube)
+    return SampleResult(Path(out), n, chain.side, settings.order, sum(calls.values()), time.time() - started)

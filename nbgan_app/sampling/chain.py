@@ -205,7 +205,8 @@ def dataset_specs(plans: list[LevelPlan], ndim: int = 3) -> list[DatasetSpec]:
 
 def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_file: SampleFile | ArrayLevels,
               n_cubes: int, *, given: np.ndarray | None = None, seed: int = 0, order: str = "wavefront",
-              max_batch: int = 64, to_counts: Callable | None = None, progress: Callable | None = None) -> dict:
+              max_batch: int = 64, to_counts: Callable | None = None, progress: Callable | None = None,
+              first_cube: int = 0) -> dict:
     """Make every level of `plans` into `sample_file` (levels already flagged done are skipped).
 
     The last level goes to `data` through `to_counts` (the backward
@@ -213,7 +214,8 @@ def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_
     without a run is a given input: `given` (N, S, ..., S) in transformed
     space, or None where the caller wrote it beforehand. Returns the
     generator calls per level name. A resume must use the same `order`
-    (it keys the frontier of `data`, writer.LevelTarget).
+    (it keys the frontier of `data`, writer.LevelTarget). `first_cube` numbers the
+    cubes for the noise: the file's cube k is cube first_cube + k (a worker's shard).
     """
     calls = {}
     for k, (plan, generator) in enumerate(zip(plans, generators)):
@@ -225,7 +227,7 @@ def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_
             continue
         coarse = sample_file.dataset(plans[k - 1].name) if plan.factor is not None else None
         calls[plan.name] = make_level(plan, generator, target, n_cubes, coarse=coarse, seed=seed, order=order,
-                                      max_batch=max_batch, progress=progress)
+                                      max_batch=max_batch, progress=progress, first_cube=first_cube)
     sample_file.finish()
     return calls
 

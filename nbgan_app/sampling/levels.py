@@ -120,7 +120,7 @@ def give_level(target, values: np.ndarray) -> None:
 
 def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], target, n_cubes: int, *,
                coarse=None, seed: int = 0, order: str = "wavefront", max_batch: int = 64,
-               progress: Progress | None = None) -> int:
+               progress: Progress | None = None, first_cube: int = 0) -> int:
     """Generate level `plan` of cubes 0 .. n_cubes-1 into `target`; returns the generator calls made.
 
     Args:
@@ -136,10 +136,12 @@ def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], targe
         order: "wavefront" or "raster" (same cubes; the frontier of a file depends on it).
         max_batch: most cubes or (cube, patch) pairs per generator call.
         progress: called with (wave, waves, level), 1-based, after every wave.
+        first_cube: the target's cube k is cube first_cube + k of the whole sample (its noise key):
+            a worker's shard of cubes a .. b-1 holds exactly what a single run writes there.
     """
     if plan.latent_dim is None:
         sampler = PatchSampler(generator, order=order, max_batch=max_batch, seed=seed, level=plan.level,
-                               factor=plan.factor, progress=progress)
+                               factor=plan.factor, progress=progress, first_cube=first_cube)
         sampler.sample(target, n_cubes, coarse if plan.factor is not None else None)
         return sampler.calls
     index = (0,) * target.spec.ndim
@@ -147,7 +149,8 @@ def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], targe
     if not target.is_done(index):
         for start in range(0, n_cubes, max_batch):
             chunk = range(start, min(start + max_batch, n_cubes))
-            latent = np.stack([noise.cube_latent(seed, plan.level, cube, plan.latent_dim) for cube in chunk])
+            latent = np.stack([noise.cube_latent(seed, plan.level, first_cube + cube, plan.latent_dim)
+                               for cube in chunk])
             cubes = to_numpy(generator(latent))
             calls += 1
             expected = (len(chunk),) + (target.spec.side,) * target.spec.ndim + (1,)

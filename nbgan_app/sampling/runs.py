@@ -10,6 +10,10 @@ skipped with one line on stderr; with checkpoints but no generator that
 loads, the run is refused by name. `checkpoint_of` and `load_generator` agree
 on the checkpoint, and the model is loaded (and the line printed) once per
 state of the run's checkpoints.
+
+Given a `step`, both use that checkpoint and no other: the workers of one
+sample (`workers`) load the checkpoints the driver chose, even while a run
+still trains and writes newer ones.
 """
 
 from __future__ import annotations
@@ -99,12 +103,36 @@ def _newest_generator(run: RunInfo) -> tuple[int, Path, object]:
                      f"({len(skipped)} tried; newest {checkpoints.step_name(newest)}: {reason})")
 
 
-def checkpoint_of(run: RunInfo) -> tuple[int, Path]:
-    """(step, directory) of the checkpoint the run samples from: the newest whose generator loads.
+def _generator_at(run: RunInfo, step: int) -> tuple[int, Path, object]:
+    """(step, directory, model) of the run's checkpoint of `step`; InputError if it is gone or does not load."""
+    from nbgan_app import checkpoints
 
-    InputError if the run has no checkpoint, or none whose generator loads.
+    found = dict(checkpoints.list_checkpoints(run.path))
+    if step not in found:
+        raise InputError(f"run {run.path} no longer has {checkpoints.step_name(step)}, the checkpoint this "
+                         "sample was started from (removed since?); start the sample anew")
+    cached = _LOADED.get(Path(run.path).resolve())
+    if cached is not None and cached[1] == step:  # a complete checkpoint is never rewritten
+        return cached[1:]
+    try:
+        model = _load_model(found[step])
+    except checkpoints.DamagedCheckpoint as exc:
+        raise InputError(f"run {run.path}: {checkpoints.step_name(step)}, the checkpoint this sample was "
+                         f"started from, no longer loads: {exc}") from None
+    return step, found[step], model
+
+
+def _generator(run: RunInfo, step: int | None) -> tuple[int, Path, object]:
+    return _newest_generator(run) if step is None else _generator_at(run, step)
+
+
+def checkpoint_of(run: RunInfo, step: int | None = None) -> tuple[int, Path]:
+    """(step, directory) of the checkpoint the run samples from: the newest whose generator loads,
+    or the one of `step`.
+
+    InputError if the run has no checkpoint, or none whose generator loads (or `step` is gone).
     """
-    step, directory, _ = _newest_generator(run)
+    step, directory, _ = _generator(run, step)
     return step, directory
 
 
@@ -120,7 +148,7 @@ def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
     return generate
 
 
-def load_generator(run: RunInfo) -> Callable[[np.ndarray], np.ndarray]:
-    """The generator of the checkpoint `checkpoint_of` names, as a sampler callable."""
-    _, _, model = _newest_generator(run)
+def load_generator(run: RunInfo, step: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The generator of the checkpoint `checkpoint_of` names (that of `step`, if given), as a sampler callable."""
+    _, _, model = _generator(run, step)
     return keras_generator(model)

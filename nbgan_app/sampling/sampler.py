@@ -50,16 +50,20 @@ class PatchSampler:
         order: "wavefront" (default) or "raster".
         max_batch: most (cube, patch) pairs per generator call.
         seed, level: key the per-patch latent noise (with cube and patch index).
+        first_cube: the index, in the whole sample, of the target's cube 0: a worker that makes
+            cubes a .. b-1 into a shard of b - a draws the noise of cubes a .. b-1 (`workers`).
         factor: fine/coarse side ratio of the conditioning level, or None (Mu).
         progress: called after every wave with (wave, waves, level), 1-based.
     """
 
     def __init__(self, generator: Generator, *, order: str = "wavefront", max_batch: int = 64,
-                 seed: int = 0, level: int = 1, factor: int | None = None, progress: Progress | None = None):
+                 seed: int = 0, level: int = 1, factor: int | None = None, progress: Progress | None = None,
+                 first_cube: int = 0):
         if max_batch < 1:
             raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
         self.generator, self.order, self.max_batch = generator, order, max_batch
         self.seed, self.level, self.factor, self.progress = seed, level, factor, progress
+        self.first_cube = first_cube
         self.calls = 0
         self.store: PatchStore | None = None
 
@@ -95,7 +99,8 @@ class PatchSampler:
                                                       tuple((i - 1) * small for i in index), 2 * small)
                                        for cube, index in chunk])[..., None]
         context, _ = split_window(windows, coarse_windows)
-        latent = np.stack([noise.patch_latent(self.seed, self.level, cube, index, patch) for cube, index in chunk])
+        latent = np.stack([noise.patch_latent(self.seed, self.level, self.first_cube + cube, index, patch)
+                           for cube, index in chunk])
         return np.concatenate([latent, to_numpy(context)], axis=-1)
 
     def _generate(self, chunk, patch: int, coarse) -> np.ndarray:

@@ -217,14 +217,7 @@ class SampleFile:
         self.placed = True
 
     def _check_matches(self, h5: h5py.File) -> None:
-        for key in self.checked:
-            value, stored = _attr(self.attrs[key]), h5.attrs.get(key)
-            if stored is None or value != _decode(stored):
-                stored = "(none)" if stored is None else _decode(stored)
-                if key in self.labels:
-                    raise InputError(f"--resume: {self.path} was written with {self.labels[key]} {stored}, "
-                                     f"not {value}")
-                raise InputError(f"--resume: {self.path} was written with {key}={stored!r}, not {value!r}")
+        check_attrs(self.path, h5.attrs, self.attrs, self.checked, self.labels)
         for spec in self.specs:
             shape = (self.n_cubes,) + (spec.side,) * spec.ndim
             if spec.name not in h5 or h5[spec.name].shape != shape or (
@@ -249,6 +242,12 @@ class SampleFile:
         spec = next(s for s in self.specs if s.name == name)
         return LevelTarget(self, spec, to_file or (lambda x: x), order)
 
+    def mark_all_done(self) -> None:
+        """Flag every patch of every dataset done: the file was filled whole (merged from workers' shards)."""
+        for spec in self.specs:
+            flags = self.h5["progress/" + spec.name.replace("/", "_")]
+            flags[()] = np.ones(flags.shape, np.uint8)
+
     def flushed_wave(self, generated: bool = True) -> None:
         """After a wave: flush, and put a new file in place once it holds generated content.
 
@@ -271,6 +270,27 @@ class SampleFile:
             self.h5.close()
         if not self.placed and self.tmp is not None and self.tmp.exists():
             self.tmp.unlink()
+
+
+def check_attrs(path: Path, stored, attrs: dict, checked: tuple[str, ...], labels: dict[str, str]) -> None:
+    """InputError naming the first of `checked` whose value in `attrs` differs from `stored` (a resume's check).
+
+    `stored`: a sample file's attributes, or a mapping of `encode_attr` values
+    (a sampling run's plan on workers); `labels` name an attribute as the user
+    sets it ("--n" for n_cubes).
+    """
+    for key in checked:
+        value, found = _attr(attrs[key]), stored.get(key)
+        if found is None or value != _decode(found):
+            found = "(none)" if found is None else _decode(found)
+            if key in labels:
+                raise InputError(f"--resume: {path} was written with {labels[key]} {found}, not {value}")
+            raise InputError(f"--resume: {path} was written with {key}={found!r}, not {value!r}")
+
+
+def encode_attr(value):
+    """An attribute as a sample file stores it (structured values as JSON strings; `check_attrs` compares these)."""
+    return _attr(value)
 
 
 def _size(nbytes: int) -> str:
