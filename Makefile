@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 DEMO_EXTRAS := plot
-TEST_EXTRAS := torch,plot,test,oracle
+TEST_EXTRAS := torch,plot,test,oracle,cluster
 
 .PHONY: install install-test demo test bench tools
 
