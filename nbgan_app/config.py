@@ -134,6 +134,10 @@ class UpscalerConfig(PatchModelConfig):
     # "direct" (the thesis: the network's output is the patch) or "residual"
     # (up-sampled condition + a block-mean-free bounded residual; models/residual.py)
     upscaler: str = "direct"
+    # |r| bound of the residual, in transformed units; 0 = the transform of c (the end of its
+    # logarithmic range). A bound near the data's own largest |r| keeps the generator from
+    # inventing over-dense cells the data never has (docs/quality.md)
+    residual_bound: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,12 @@ def _check_models(config: Config) -> None:
             raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
         if scale.conditional:
             _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
+            if model.residual_bound < 0:
+                raise InputError(f"{name}.residual_bound: expected a bound >= 0 in transformed units "
+                                 f"(0 = the transform of c). Received: {model.residual_bound}")
+            if model.residual_bound and model.upscaler != "residual":
+                raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
+                                 f"{name}.upscaler is {model.upscaler!r}")
     m3 = config.m3
     for key in ("latent_dim", "dense_units", "initial_size"):
         _positive(f"m3.{key}", getattr(m3, key))

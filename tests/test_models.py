@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -184,11 +186,47 @@ def test_residual_upscaler_is_consistent_with_its_condition_and_saves(tmp_path):
     np.testing.assert_allclose(block_mean(y, factor), coarse, atol=1e-4)
     from nbgan_app.models.factory import residual_bound
 
-    assert np.abs(y - x[..., -1]).max() <= 2 * residual_bound(config) + 1e-4
+    assert np.abs(y - x[..., -1]).max() <= 2 * residual_bound(config, config.m1) + 1e-4
     path = tmp_path / "g.keras"
     generator.save(path)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(path)(x))[..., 0], y,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_residual_bound_from_the_config_bounds_a_trained_upscaler():
+    """`m1.residual_bound` replaces the transform of c as |r|'s bound, and a saved model keeps it."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.models.factory import residual_bound
+
+    config = _config("tiny")
+    default = dataclasses.replace(config, m1=dataclasses.replace(config.m1, upscaler="residual"))
+    bounded = dataclasses.replace(config, m1=dataclasses.replace(default.m1, residual_bound=0.25))
+    assert residual_bound(default, default.m1) > 1 and residual_bound(bounded, bounded.m1) == 0.25
+    generator = build_generator(bounded.m1, "1", bounded)
+    x = _consistent_input(np.random.default_rng(0), config.pyramid.patch, generator.input_shape[-1],
+                          config.factor("1"))
+    for variable in generator.trainable_variables:
+        variable.assign(np.random.default_rng(1).normal(size=variable.shape).astype("float32"))
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    assert 0.2 < np.abs(y - x[..., -1]).max() <= 2 * 0.25 + 1e-5
+
+
+@pytest.mark.parametrize("section, value, message", [
+    ("m1", -1.0, "m1.residual_bound: expected a bound >= 0"),
+    ("m2", 2.0, "m2.residual_bound bounds the residual up-scaler's output; m2.upscaler is 'direct'"),
+])
+def test_a_senseless_residual_bound_is_refused(section, value, message):
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table[section]["residual_bound"] = value
+    table[section].setdefault("upscaler", "direct")
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_config(table)
 
 
 def test_residual_upscaler_needs_a_condition():

@@ -33,16 +33,18 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
     channels = windows.context_channels(NDIM, scale.conditional)
     residual = {}
     if scale.conditional and m.upscaler == "residual":
-        residual = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config))
+        residual = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m))
     return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **residual)
 
 
-def residual_bound(config: Config) -> float:
-    """|r| bound of a residual up-scaler: the transform of c, where its logarithmic range ends."""
+def residual_bound(config: Config, model_config: ModelConfig) -> float:
+    """|r| bound of a residual up-scaler: the section's `residual_bound`, or else the transform of c."""
     import numpy as np
 
     from nbgan_app.transforms import forward
 
+    if model_config.residual_bound > 0:
+        return float(model_config.residual_bound)
     return float(forward(np.array(config.transform.c), config.transform))
 
 
