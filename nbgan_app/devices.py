@@ -296,6 +296,11 @@ def device_env(choice: str, base: dict | None = None) -> dict[str, str]:
     return env
 
 
+def loaded_backends() -> list[str]:
+    """The backend modules this process has imported already (their CUDA set-up is done)."""
+    return [m for m in BACKEND_MODULES if m in sys.modules]
+
+
 def apply_device(choice: str) -> str:
     """Put this process on `choice` (what `nbgan train --device` and `nbgan sample --device` do).
 
@@ -304,7 +309,7 @@ def apply_device(choice: str) -> str:
     Returns the canonical choice.
     """
     choice = parse_device(choice)
-    loaded = [m for m in BACKEND_MODULES if m in sys.modules]
+    loaded = loaded_backends()
     if loaded:
         raise RuntimeError(f"apply_device({choice!r}) after {loaded[0]} was imported: the device must be "
                            "chosen before the backend starts")
@@ -314,6 +319,28 @@ def apply_device(choice: str) -> str:
     if choice != CPU and os.environ.get("JAX_PLATFORMS") == "cpu":
         del os.environ["JAX_PLATFORMS"]
     return choice
+
+
+def use_device(text: str, snapshot: Snapshot | None = None, flag: str = "--device") -> tuple[str, Snapshot]:
+    """`--device` of `nbgan train` and `nbgan sample`: check `text` against this machine, then apply it.
+
+    `snapshot` defaults to one read now (NVML, then shut down again). Returns
+    (the canonical choice, the snapshot), for `record_device`. InputError for a
+    choice this machine lacks, before anything changes. In a process whose
+    backend is loaded already (the CLI called in-process, as tests do), "cpu"
+    on a machine without GPUs is what the backend uses anyway; any other
+    choice there is a RuntimeError (`apply_device`).
+    """
+    if snapshot is None:
+        monitor = DeviceMonitor()
+        try:
+            snapshot = monitor.snapshot()
+        finally:
+            monitor.close()
+    choice = check_available(text, snapshot, flag)
+    if not (choice == CPU and not snapshot.gpus and loaded_backends()):
+        apply_device(choice)
+    return choice, snapshot
 
 
 # --- recording ----------------------------------------------------------------------------------------

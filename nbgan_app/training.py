@@ -233,7 +233,8 @@ def _result(run_dir: Path, start: int, total: int) -> dict:
 
 def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
           progress: bool | None = None, distribute: bool = False,
-          should_stop: Callable[[], bool] | None = None, parents: bool = True) -> dict:
+          should_stop: Callable[[], bool] | None = None, parents: bool = True,
+          on_run_dir: Callable[[Path], None] | None = None) -> dict:
     """Train (or resume) one scale to `steps` generator steps in `run_dir`; returns the final state.
 
     The state is state.json's content plus `start`, the step this call resumed
@@ -242,7 +243,9 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
     the batch size is the global batch. `should_stop` is asked after every step;
     once it returns True, training checkpoints and ends in state "stopped", as on
     SIGTERM, and running again resumes exactly. `parents` lets a new run directory's
-    missing parents be made (else its parent must exist). Raises InputError for bad
+    missing parents be made (else its parent must exist). `on_run_dir(run_dir)` is
+    called once the run directory exists and is locked, just before training (not
+    when there is nothing to train): `nbgan train --device` records its device there. Raises InputError for bad
     data/config, a locked run, no checkpoint that can be restored, non-finite
     losses, or running out of memory at start-up; a refusal before training
     creates nothing.
@@ -273,6 +276,8 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             if start >= total:
                 rundir.write_state(run_dir, "finished", start)
                 return _result(run_dir, start, total)
+            if on_run_dir is not None:
+                on_run_dir(run_dir)
             rundir.write_state(run_dir, "running", start)
             stop = _StopRequest()
             reporter = StepReporter(total, start, enabled=progress)

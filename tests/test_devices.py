@@ -233,3 +233,87 @@ def test_memory_warning_when_the_estimate_does_not_fit():
     assert devices.memory_warning(30 * GIB, "cpu", shot) == \
         "needs about 30 GiB but cpu has 20 GiB free: it may run out of memory"
     assert devices.memory_warning(1, "gpu:5", shot) is None  # unknown device: nothing to compare
+
+
+# --- --device on `nbgan train` and `nbgan sample` ----------------------------------------------------
+
+_ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "JAX_PLATFORMS", "TF_FORCE_GPU_ALLOW_GROWTH",
+             "XLA_PYTHON_CLIENT_PREALLOCATE")
+# The CLI as its own process, printing the device environment it ended with.
+_CLI_THEN_ENV = ("import json, os, sys\nfrom nbgan_app.cli import main\ncode = main(sys.argv[1:])\n"
+                 f"print(json.dumps({{k: os.environ.get(k) for k in {_ENV_KEYS!r}}}))\nsys.exit(code)\n")
+
+
+def _cli_process(*argv):
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_KEYS}
+    done = subprocess.run([sys.executable, "-c", _CLI_THEN_ENV, *map(str, argv)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_train_and_sample_with_device_cpu_run_on_the_cpu_and_train_records_it(tiny_toml, tmp_path):
+    """The real CPU path, in fresh processes: the choice is applied before the backend starts."""
+    run = tmp_path / "run"
+    env = _cli_process("train", "--config", tiny_toml, "--scale", "3", "--run-dir", run, "--steps", "2",
+                       "--quiet", "--device", "cpu")
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["JAX_PLATFORMS"] == "cpu"
+    saved = json.loads((run / devices.DEVICE_FILE).read_text())
+    assert (saved["device"], saved["cuda_visible_devices"], saved["name"]) == ("cpu", "", "CPU")
+    assert devices.read_device(run) == "cpu"
+    out = tmp_path / "cubes.h5"
+    env = _cli_process("sample", "--chain", run, "--n", "1", "--out", out, "--quiet", "--device", "CPU")
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["JAX_PLATFORMS"] == "cpu"
+    import h5py
+
+    with h5py.File(out) as f:
+        assert f["data"].shape == (1, 4, 4, 4) and f.attrs["complete"]
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """Two fake GPUs (NVML stand-in) for the CLI, with the backend counted as not loaded yet; this
+    process's device environment is restored afterwards. The backend really is loaded, so training
+    still runs on the CPU: what is checked is what --device does before the backend starts."""
+    for key in _ENV_KEYS:
+        monkeypatch.setenv(key, "untouched")  # registers the value to restore...
+        monkeypatch.delenv(key)  # ...and starts without it
+    fake = FakeNvml([gpu(name="H200-a"), gpu(name="H200-b", used=70)])
+    monkeypatch.setattr(devices, "DeviceMonitor", lambda: DeviceMonitor(NvmlSource(fake)))
+    monkeypatch.setattr(devices, "loaded_backends", lambda: [])
+    return fake
+
+
+def test_train_and_sample_device_gpu_set_cuda_visible_devices_and_train_records_the_gpu(fake_gpus, tiny_toml, tmp_path):
+    from test_stats_cli import run_cli
+
+    run = tmp_path / "run"
+    argv = ["train", "--config", tiny_toml, "--scale", "3", "--run-dir", run, "--steps", "1", "--quiet"]
+    assert run_cli([str(a) for a in argv + ["--device", "gpu:1"]]) == 0
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1" and os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert "JAX_PLATFORMS" not in os.environ
+    saved = json.loads((run / devices.DEVICE_FILE).read_text())
+    assert (saved["device"], saved["cuda_visible_devices"], saved["name"], saved["uuid"]) == \
+        ("gpu:1", "1", "H200-b", "GPU-H200-b")
+    assert fake_gpus.inits == fake_gpus.shutdowns == 1  # one read, and NVML let go
+    out = tmp_path / "cubes.h5"
+    assert run_cli(["sample", "--chain", str(run), "--n", "1", "--out", str(out), "--quiet", "--device", "gpu:0"]) == 0
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0" and out.exists()
+
+
+def test_device_this_machine_lacks_changes_nothing(fake_gpus, tiny_toml, tmp_path, capfd):
+    from test_stats_cli import run_cli
+
+    run = tmp_path / "run"
+    argv = ["train", "--config", tiny_toml, "--scale", "3", "--run-dir", run, "--steps", "1", "--quiet",
+            "--device", "gpu:2"]
+    assert run_cli([str(a) for a in argv]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err == "nbgan train: error: --device gpu:2: no such device on this machine; it has gpu:0, gpu:1, cpu"
+    assert not run.exists()
+    assert not any(key in os.environ for key in _ENV_KEYS)
+    assert run_cli(["sample", "--chain", str(run), "--n", "1", "--out", str(tmp_path / "o.h5"),
+                    "--device", "gpu:9"]) == 2
+    assert "--device gpu:9: no such device" in capfd.readouterr().err
+    assert not any(key in os.environ for key in _ENV_KEYS) and not (tmp_path / "o.h5").exists()

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nbgan_app.commands.train import add_device_flag
 from nbgan_app.errors import InputError
 
 HELP = "chained sampling of count cubes of any size, patch by patch, streamed to HDF5"
@@ -33,6 +34,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--address", metavar="ADDR",
                         help="the Ray cluster for --workers, e.g. ray://head:10001 or head:6379 (default: "
                              "RAY_ADDRESS, else a local cluster of N workers started for this command)")
+    add_device_flag(parser, "sample on this device (not with --workers: Ray places each worker)")
     parser.set_defaults(func=run)
 
 
@@ -97,6 +99,13 @@ def run(args) -> int:
     workers = whole_number("--workers", args.workers)
     if args.address is not None and workers is None:
         raise InputError("--address: the cluster runs workers; give their number with --workers N")
+    if args.device is not None:
+        if workers is not None:
+            raise InputError("--device: not with --workers, where Ray gives each worker its device "
+                             "(a GPU each where the cluster has them)")
+        from nbgan_app import devices
+
+        devices.use_device(args.device)  # before load_chain: it starts the backend
     if workers is not None:
         from nbgan_app.sampling.workers import require_ray
 

@@ -25,14 +25,31 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over all local devices (JAX: keras.distribution; "
                              "TensorFlow: tf.distribute.MirroredStrategy)")
+    add_device_flag(parser, "train on this device, recorded in the run directory's device.json")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
+
+
+def add_device_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--device` of `nbgan train` and `nbgan sample`, read by `devices.use_device`."""
+    parser.add_argument("--device", metavar="DEV",
+                        help=f"{what}: gpu:N (N as in nvidia-smi) or cpu; sets CUDA_VISIBLE_DEVICES before the "
+                             "backend starts (default: the backend's own placement)")
 
 
 def run(args: argparse.Namespace) -> int:
     from nbgan_app.config import load_config
     from nbgan_app.errors import InputError
     from nbgan_app.training import train
+
+    record = None
+    if args.device is not None:  # first: CUDA reads its environment once, when the backend starts
+        from nbgan_app import devices
+
+        choice, snapshot = devices.use_device(args.device)
+
+        def record(run_dir: Path) -> None:
+            devices.record_device(run_dir, choice, snapshot)
 
     config = load_config(args.config)
     if args.steps is not None and args.steps <= 0:
@@ -41,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     # the default place is a layout nbgan owns (checkpoints/ is made if missing); a --run-dir's parent
     # must exist, so that a typo in it is refused instead of making directories
     state = train(config, args.scale, run_dir, steps=args.steps, progress=False if args.quiet else None,
-                  distribute=args.distribute, parents=args.run_dir is None)
+                  distribute=args.distribute, parents=args.run_dir is None, on_run_dir=record)
     if state["step"] == state["start"] >= state["total"]:
         budget = f"--steps {args.steps}" if args.steps is not None else f"train.steps {state['total']}"
         print(f"run {run_dir} is already at step {state['step']} >= {budget}; nothing to train")
