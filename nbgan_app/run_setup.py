@@ -14,15 +14,17 @@ import sys
 import time
 from pathlib import Path
 
-from nbgan_app import rundir
+from nbgan_app import rundir, scales
 from nbgan_app.config import Config, parse_saved_config, project_root, to_dict
 from nbgan_app.errors import InputError
 
 
-def _comparable(table: dict) -> dict:
-    """The config without settings a resume may change: the step budget, and the demo's own
-    settings (steps per scale for `nbgan demo --train`, output place), which no training reads."""
-    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items() if k != "demo"}
+def _comparable(table: dict, scale: str) -> dict:
+    """The config without settings a resume may change: the step budget, the demo's own settings
+    (steps per scale for `nbgan demo --train`, output place), and the other scales' architecture
+    sections, none of which this scale's training reads."""
+    others = {s.section for s in scales.ALL} - {scales.scale(scale).section}
+    table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items() if k != "demo" and k not in others}
     table.get("train", {}).pop("steps", None)
     return table
 
@@ -76,8 +78,9 @@ def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, paren
     """Every check `prepare_run_dir` makes, creating and writing nothing.
 
     InputError when `run_dir` is a file or cannot be written or made, when it
-    holds a run of another scale, backend or config (the step budget and the
-    [demo] section may differ), or when another process holds its lock.
+    holds a run of another scale, backend or config (the step budget, the
+    [demo] section and other scales' architecture sections may differ), or
+    when another process holds its lock.
     """
     run_dir = Path(run_dir)
     _check_place(run_dir, parents)
@@ -92,7 +95,8 @@ def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, paren
         if run.get("backend") != backend:
             raise InputError(f"run {run_dir} was trained on the {run.get('backend')} backend, not {backend} "
                              f"(set KERAS_BACKEND={run.get('backend')})")
-        diff = _first_difference(_comparable(_as_written_now(saved["config"], run_dir)), _comparable(to_dict(config)))
+        diff = _first_difference(_comparable(_as_written_now(saved["config"], run_dir), scale),
+                                 _comparable(to_dict(config), scale))
         if diff:
             raise InputError(f"run {run_dir} was made with a different config ({diff} differs); use a new --run-dir")
     if run_dir.is_dir() and rundir.is_locked(run_dir):

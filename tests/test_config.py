@@ -179,6 +179,18 @@ def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
         prepare_run_dir(faster, "3", run, "tensorflow")
 
 
+def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
+    """An M3 run resumes under a config whose [m1] changed (M3 never reads it); an M1 run does not."""
+    from nbgan_app.run_setup import prepare_run_dir
+
+    config = load_config(ROOT / "configs" / "tiny.toml")
+    m3, m1 = (prepare_run_dir(config, s, tmp_path / f"run{s}", "tensorflow") for s in ("3", "1"))
+    bounded = dataclasses.replace(config, m1=dataclasses.replace(config.m1, upscaler="residual", residual_bound=6.0))
+    assert prepare_run_dir(bounded, "3", m3, "tensorflow") == m3
+    with pytest.raises(InputError, match=r"m1\.residual_bound differs"):
+        prepare_run_dir(bounded, "1", m1, "tensorflow")
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda t: t["train"].update(generator_learning_rate=-1.0), "train.generator_learning_rate: expected > 0"),
     (lambda t: t["train"].update(critic_learning_rate=0.0), "train.critic_learning_rate: expected > 0"),
