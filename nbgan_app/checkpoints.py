@@ -75,9 +75,12 @@ def training_variables(gan) -> list:
     return out
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """Checkpoints of a run as (step, path), oldest first (complete when written; see `DamagedCheckpoint`)."""
-    root = Path(run_dir) / CHECKPOINTS
+def list_checkpoints(run_dir: Path, folder: str = CHECKPOINTS) -> list[tuple[int, Path]]:
+    """Checkpoints of a run as (step, path), oldest first (complete when written; see `DamagedCheckpoint`).
+
+    `folder`: the run directory's folder of step-<N> directories (`best.BEST` holds the best generator's).
+    """
+    root = Path(run_dir) / folder
     if not root.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
@@ -89,7 +92,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """Flush a file (or a directory's entries) to the disk, so a rename never publishes empty files."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -122,11 +125,11 @@ def save_checkpoint(run_dir: Path, gan, step: int, backend: str, damaged: Collec
         generator.save(tmp / GENERATOR_FILE)
     (tmp / META_FILE).write_text(json.dumps({"step": step, "time": time.time(), "backend": backend}))
     for name in (STATE_FILE, GENERATOR_FILE, META_FILE):
-        _fsync(tmp / name)
+        fsync(tmp / name)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync(root)
+    fsync(root)
     _sweep(run_dir, set(damaged) - {step})
     return final
 
