@@ -9,7 +9,10 @@ that level (`pyramid.level_of`, mapped back to counts), with the chain
   thesis's conditional evaluation, as `nbgan upscale --from-fine`);
 - Mu generates the level patch by patch from nothing.
 The samples (counts) go to samples/latest.h5, their statistics and the real
-ones to samples/latest_stats.json, and the scores into the metrics record.
+ones to samples/latest_stats.json, and the scores into the metrics record,
+with `monitor_error` (`best.monitor_error`). An evaluation that beats the
+run's best so far writes its generator to best/ (`best.keep_if_best`), which
+sampling then uses.
 Latents come from `sampling.noise` keyed by a seed of (train.seed, step), not
 from the GAN's own seed state, so evaluating never changes what training draws next.
 With `data.held_out = 0` there is nothing to score against, and the evaluation
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nbgan_app import rundir, scales
+from nbgan_app.best import keep_if_best, monitor_error
 from nbgan_app.config import Config
 from nbgan_app.cubes import write_cube
 from nbgan_app.pyramid import level_of
@@ -37,7 +41,8 @@ class Evaluator:
         from nbgan_app.sampling.chain import RunInfo, plan_chain
 
         self.config, self.scale, self.box_size = config, scales.scale(scale), box_size
-        self.samples = Path(run_dir) / rundir.SAMPLES
+        self.run_dir = Path(run_dir)
+        self.samples = self.run_dir / rundir.SAMPLES
         self.enabled = len(held_out) > 0
         if not self.enabled:
             return
@@ -71,6 +76,10 @@ class Evaluator:
             scores = compare(self.real, fake, self.box_size)
             stats["scores"] = scores
             record = flat_scores(scores)
+            error = monitor_error(record)
+            if error is not None:
+                record["monitor_error"] = error
+                keep_if_best(self.run_dir, gan.generator, step, error)
         rundir.write_json_atomic(self.samples / rundir.LATEST_STATS, stats)
         return record
 

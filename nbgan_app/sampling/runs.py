@@ -4,10 +4,12 @@ A run directory (nbgan_app.rundir) holds config.json = {"config": resolved
 config, "run": {"scale", "backend", ...}} and complete checkpoints
 `checkpoints/step-<N>/` with `generator.keras` (nbgan_app.checkpoints).
 
-A run samples from the newest checkpoint whose generator loads. A newer one
-whose generator.keras is missing or damaged (a truncated copy, say) is
-skipped with one line on stderr; with checkpoints but no generator that
-loads, the run is refused by name. `checkpoint_of` and `load_generator` agree
+A run samples from its best generator by monitor error (`best/`, written
+during training: `nbgan_app.best`), or, without one, from the newest
+checkpoint whose generator loads. A best or newer checkpoint whose
+generator.keras is missing or damaged (a truncated copy, say) is skipped
+with one line on stderr; with checkpoints but no generator that loads, the
+run is refused by name. `checkpoint_of` and `load_generator` agree
 on the checkpoint, and the model is loaded (and the line printed) once per
 state of the run's checkpoints.
 
@@ -72,17 +74,41 @@ def _load_model(directory: Path):
 
 
 def _newest_generator(run: RunInfo) -> tuple[int, Path, object]:
-    """(step, directory, model) of the newest checkpoint whose generator loads; InputError if none does."""
-    from nbgan_app import checkpoints
+    """(step, directory, model) the run samples from: its best generator by monitor error
+    (`nbgan_app.best`), or else the newest checkpoint whose generator loads; InputError if none does."""
+    from nbgan_app import best, checkpoints
 
+    chosen = best.read_best(run.path)
     found = checkpoints.list_checkpoints(run.path)
-    if not found:
+    if not found and chosen is None:
         raise InputError(f"run {run.path} has no checkpoint with a generator (train it first)")
-    key, signature = Path(run.path).resolve(), _signature(found)
+    key, signature = Path(run.path).resolve(), _signature(([chosen[:2]] if chosen else []) + found)
     cached = _LOADED.get(key)
     if cached is not None and cached[0] == signature:
         _LOADED.move_to_end(key)
         return cached[1:]
+    loaded = None
+    if chosen is not None:
+        try:
+            loaded = chosen[0], chosen[1], _load_model(chosen[1])
+        except checkpoints.DamagedCheckpoint as exc:
+            checkpoints.note(f"run {run.path}: its best generator ({best.BEST}/{chosen[1].name}) cannot be used "
+                             f"({exc}); using its newest checkpoint instead")
+    if loaded is None:
+        loaded = _newest_checkpoint(run, found)
+    _LOADED[key] = (signature, *loaded)
+    _LOADED.move_to_end(key)
+    while len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return loaded
+
+
+def _newest_checkpoint(run: RunInfo, found: list[tuple[int, Path]]) -> tuple[int, Path, object]:
+    """(step, directory, model) of the newest of `found` whose generator loads; InputError if none does."""
+    from nbgan_app import checkpoints
+
+    if not found:
+        raise InputError(f"run {run.path} has no checkpoint with a generator (train it first)")
     skipped: list[tuple[int, str]] = []
     for step, directory in reversed(found):
         try:
@@ -93,10 +119,6 @@ def _newest_generator(run: RunInfo) -> tuple[int, Path, object]:
         if skipped:
             checkpoints.note(checkpoints.fallback_note(
                 run.path, skipped, f"using the generator of {checkpoints.step_name(step)}"))
-        _LOADED[key] = (signature, step, directory, model)
-        _LOADED.move_to_end(key)
-        while len(_LOADED) > _LOADED_MAX:
-            _LOADED.popitem(last=False)
         return step, directory, model
     newest, reason = skipped[0]
     raise InputError(f"run {run.path} has no checkpoint whose generator loads "
@@ -104,10 +126,14 @@ def _newest_generator(run: RunInfo) -> tuple[int, Path, object]:
 
 
 def _generator_at(run: RunInfo, step: int) -> tuple[int, Path, object]:
-    """(step, directory, model) of the run's checkpoint of `step`; InputError if it is gone or does not load."""
-    from nbgan_app import checkpoints
+    """(step, directory, model) of the run's best generator or checkpoint of `step`; InputError if it is
+    gone or does not load."""
+    from nbgan_app import best, checkpoints
 
     found = dict(checkpoints.list_checkpoints(run.path))
+    chosen = best.read_best(run.path)
+    if chosen is not None and chosen[0] == step:  # the best generator is what a sample is started from
+        found[step] = chosen[1]
     if step not in found:
         raise InputError(f"run {run.path} no longer has {checkpoints.step_name(step)}, the checkpoint this "
                          "sample was started from (removed since?); start the sample anew")
@@ -127,8 +153,8 @@ def _generator(run: RunInfo, step: int | None) -> tuple[int, Path, object]:
 
 
 def checkpoint_of(run: RunInfo, step: int | None = None) -> tuple[int, Path]:
-    """(step, directory) of the checkpoint the run samples from: the newest whose generator loads,
-    or the one of `step`.
+    """(step, directory) of the generator the run samples from: its best, or else the newest
+    checkpoint whose generator loads; or the one of `step`.
 
     InputError if the run has no checkpoint, or none whose generator loads (or `step` is gone).
     """

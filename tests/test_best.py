@@ -1,0 +1,101 @@
+"""The best generator by monitor error: kept during training, replaced only by a better one, sampled from."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from nbgan_app import best, rundir
+
+
+def _record(psd, mass, peak):
+    return {"psd_median_abs_frac_diff": psd, "mass_hist_median_abs_frac_diff": mass,
+            "peak_hist_median_abs_frac_diff": peak}
+
+
+def test_monitor_error_is_the_mean_of_the_three_median_errors():
+    assert best.monitor_error(_record(0.1, 0.2, 0.6)) == pytest.approx(0.3)
+    assert best.monitor_error({"psd_median_abs_frac_diff": 0.1}) is None  # a statistic missing
+    assert best.monitor_error(_record(0.1, float("nan"), 0.6)) is None
+
+
+@pytest.fixture
+def generator(tiny_config):
+    from nbgan_app.models.factory import build_generator
+
+    return build_generator(tiny_config.m3, "3", tiny_config)
+
+
+def test_only_a_lower_error_replaces_the_best(tmp_path, generator):
+    assert best.read_best(tmp_path) is None
+    assert best.keep_if_best(tmp_path, generator, 100, 0.5)
+    assert not best.keep_if_best(tmp_path, generator, 200, 0.5)  # a tie keeps the earlier one
+    assert not best.keep_if_best(tmp_path, generator, 300, 0.7)
+    step, directory, error = best.read_best(tmp_path)
+    assert (step, error) == (100, 0.5) and directory.name == "step-00000100"
+    assert best.keep_if_best(tmp_path, generator, 400, 0.25)
+    assert sorted(p.name for p in (tmp_path / best.BEST).iterdir()) == ["step-00000400"]  # the old one and no temp
+    meta = json.loads((tmp_path / best.BEST / "step-00000400" / "meta.json").read_text())
+    assert meta["step"] == 400 and meta["monitor_error"] == 0.25
+
+
+def test_an_interrupted_replacement_reads_as_the_lower_error(tmp_path, generator):
+    best.keep_if_best(tmp_path, generator, 100, 0.5)
+    older = tmp_path / best.BEST / "step-00000100"
+    newer = tmp_path / best.BEST / "step-00000300"
+    shutil.copytree(older, newer)  # as if killed between the rename and the removal of the older best
+    (newer / "meta.json").write_text(json.dumps({"step": 300, "monitor_error": 0.2}))
+    (tmp_path / best.BEST / "step-00000200").mkdir()  # no meta.json: not a best
+    step, _, error = best.read_best(tmp_path)
+    assert (step, error) == (300, 0.2)
+
+
+def _scored_config(tiny_config):
+    # two held-out cubes, so that every evaluation (every other step) is scored
+    return dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, held_out=2))
+
+
+def _errors(run):
+    return {r["step"]: r["monitor_error"] for r in rundir.read_metrics(run) if "monitor_error" in r}
+
+
+def test_training_keeps_the_best_evaluation_and_sampling_uses_it(tmp_path, tiny_config, tiny_cubes):
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
+    from nbgan_app.training import train
+
+    config = _scored_config(tiny_config)
+    run = tmp_path / "m3"
+    train(config, "3", run, steps=6, progress=False)
+    train(config, "3", run, steps=10, progress=False)  # a resume carries on with the best so far
+    errors = _errors(run)
+    assert sorted(errors) == [2, 4, 6, 8, 10]
+    chosen = min(errors, key=lambda s: (errors[s], s))
+    step, directory, error = best.read_best(run)
+    assert (step, error) == (chosen, errors[chosen])
+    assert checkpoint_of(load_run(run)) == (chosen, directory)
+
+
+def test_sampling_falls_back_to_the_newest_checkpoint_when_the_best_is_damaged(tmp_path, tiny_config, tiny_cubes,
+                                                                               capfd):
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
+    from nbgan_app.training import train
+
+    run = tmp_path / "m3"
+    train(_scored_config(tiny_config), "3", run, steps=4, progress=False)
+    _, directory, _ = best.read_best(run)
+    (directory / "generator.keras").write_bytes(b"not a keras file")
+    capfd.readouterr()
+    step, used = checkpoint_of(load_run(run))
+    assert step == 4 and used.parent.name == rundir.CHECKPOINTS
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "best generator" in err[0] and "newest checkpoint" in err[0]
+
+
+def test_a_run_without_evaluation_samples_from_its_newest_checkpoint(tiny_runs):
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
+
+    assert best.read_best(tiny_runs["3"]) is None  # tiny.toml holds out one cube: no scores, no best
+    assert checkpoint_of(load_run(tiny_runs["3"]))[0] == 2
