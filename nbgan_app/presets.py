@@ -111,7 +111,7 @@ def format_presets(presets: list[Preset]) -> str:
         m = preset.manifest
         lines.append(f"{preset.name}: {m.get('description', '')}")
         runs = m.get("runs", {})
-        chain = " -> ".join(f"{name} ({runs[name]['steps']} steps, {runs[name]['train_seconds'] / 60:.0f} min)"
+        chain = " -> ".join(f"{name} ({_steps(runs[name])}, {runs[name]['train_seconds'] / 60:.0f} min)"
                             for name in m.get("chain", []) if name in runs)
         lines.append(f"  chain   {chain}")
         scores = m.get("scores", {})
@@ -126,10 +126,17 @@ def format_presets(presets: list[Preset]) -> str:
     return "\n".join(lines)
 
 
+def _steps(run: dict) -> str:
+    """`3163 steps`, and the step sampled from where it is not the last (`nbgan_app.best`)."""
+    sampled = run.get("sampled_step", run["steps"])
+    return f"{run['steps']} steps" + (f", samples step {sampled}" if sampled != run["steps"] else "")
+
+
 def write_manifest(preset_dir: Path, *, description: str, config: str, command: str, chain: list[str],
                    scores: dict) -> dict:
-    """Record a preset's runs (scale, steps, training time from their metrics) and scores in manifest.json."""
-    from nbgan_app import checkpoints, rundir
+    """Record a preset's runs (scale, steps, the step sampled from, training time from their metrics)
+    and scores in manifest.json."""
+    from nbgan_app import best, checkpoints, rundir
     from nbgan_app.outputs import atomic_file
 
     preset_dir = Path(preset_dir)
@@ -138,7 +145,10 @@ def write_manifest(preset_dir: Path, *, description: str, config: str, command: 
         saved = rundir.read_json(path / rundir.CONFIG)
         latest = checkpoints.latest_checkpoint(path)
         records = rundir.read_metrics(path)
-        runs[path.name] = {"scale": saved["run"]["scale"], "steps": latest[0] if latest else 0,
+        chosen = best.read_best(path)
+        steps = latest[0] if latest else 0
+        runs[path.name] = {"scale": saved["run"]["scale"], "steps": steps,
+                           "sampled_step": chosen[0] if chosen else steps,
                            "train_seconds": _training_seconds(records)}
     missing = [name for name in chain if name not in runs]
     if missing:

@@ -45,9 +45,12 @@ def test_a_preset_without_a_readable_manifest_is_not_listed(tmp_path):
 
 def test_the_listing_shows_chain_steps_scores_and_size(tmp_path):
     root = tmp_path / "presets"
-    _preset(root, rows=[{"name": "chain M3 -> M2 -> M1", "psd": 0.5, "mass_hist": 0.25, "peak_hist": 0.125}])
+    path = _preset(root, rows=[{"name": "chain M3 -> M2 -> M1", "psd": 0.5, "mass_hist": 0.25, "peak_hist": 0.125}])
+    manifest = json.loads((path / presets.MANIFEST).read_text())
+    manifest["runs"]["m1"]["sampled_step"] = 6  # its best generator by monitor error (nbgan_app.best)
+    (path / presets.MANIFEST).write_text(json.dumps(manifest))
     text = presets.format_presets(presets.list_presets(root))
-    assert "m3 (10 steps, 2 min)" in text
+    assert "m3 (10 steps, 2 min)" in text and "m1 (10 steps, samples step 6, 2 min)" in text
     assert "psd 0.500  mass_hist 0.250  peak_hist 0.125" in text
     assert "2.0 MiB" in text and "8 against 8" in text
     assert "no presets" in presets.format_presets([])
