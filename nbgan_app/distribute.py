@@ -1,4 +1,4 @@
-"""Data-parallel training over the local devices, with the backends' own APIs.
+"""Data-parallel training over the local devices, or over many processes, with the backends' own APIs.
 
 - JAX: `keras.distribution.DataParallel` over `keras.distribution.list_devices()`,
   set before the models are built; the global batch is sharded along its
@@ -17,15 +17,64 @@
 On one machine the CPU can be split for tests: JAX_NUM_CPU_DEVICES=2 (or
 XLA_FLAGS=--xla_force_host_platform_device_count=2) before importing jax;
 TensorFlow logical CPU devices via `split_tensorflow_cpu`.
+
+Across processes (`nbgan train --distribute` started once per process, on one
+machine or many; docs/cluster.md), the same step runs over every device of
+every process:
+- JAX: `keras.distribution.initialize` (over `jax.distributed`) before JAX
+  starts, then `DataParallel` over the devices of all processes. Each process
+  feeds its rows of the global batch (`ProcessRows`: process p of P gets rows
+  [p B/P, (p+1) B/P)); Keras assembles them into the global array.
+- TensorFlow: `tf.distribute.MultiWorkerMirroredStrategy`, configured by
+  TF_CONFIG (made from the variables below when the user did not set it).
+  Every process makes the whole global batch, and the strategy's own input
+  sharding hands replica r of R (counted over all processes) rows
+  [r B/R, (r+1) B/R): the single-process scheme above, with global replica ids.
+  `adapt_model` works around two faults of Keras 3 with this strategy
+  (tensorflow/tensorflow#72388).
+So a step equals single-device training on the global batch, up to reduction order.
+Refusals before training and stop requests (SIGTERM, the dashboard) are
+agreed by all processes (`together`, `any_process`): one process never leaves
+the others waiting in a collective. A process that crashes does: the engines'
+own time-outs end the others.
+
+Where the processes come from (`processes_from_env`), first match wins:
+1. NBGAN_NUM_PROCESSES (the count), NBGAN_PROCESS_ID (this one, 0 to count-1;
+   0 is the chief) and NBGAN_COORDINATOR (host:port of process 0; TensorFlow
+   needs every process's host:port, comma-separated, process 0 first: each
+   process listens on its own). All three, or none.
+2. TensorFlow only: TF_CONFIG as the user set it (`cluster` of `chief` and/or
+   `worker` tasks, `task`), used as it is.
+3. Slurm, inside `srun` with more than one task: SLURM_STEP_NUM_TASKS,
+   SLURM_PROCID, SLURM_STEP_NODELIST and SLURM_STEP_TASKS_PER_NODE, which srun
+   sets for each task (a batch script's own shell, outside srun, is one
+   process whatever SLURM_NTASKS says); process 0 is on the first node. Ports: NBGAN_PORT,
+   else 61440 + SLURM_JOB_ID mod 4096 (the port jax.distributed picks under
+   Slurm); with TensorFlow the i-th task of a node listens on port + i, which
+   assumes Slurm's default block distribution of tasks over nodes.
+Otherwise the run is one process. Every process must see the same run
+directory (a shared filesystem); the chief (process 0) alone writes in it.
+PyTorch has no multi-process path here (`--distribute` refuses it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
+import re
+from dataclasses import dataclass
 from typing import Iterator
 
 from nbgan_app.errors import InputError
+
+COORDINATOR = "NBGAN_COORDINATOR"
+NUM_PROCESSES = "NBGAN_NUM_PROCESSES"
+PROCESS_ID = "NBGAN_PROCESS_ID"
+PORT = "NBGAN_PORT"
+_EXPLICIT = (NUM_PROCESSES, PROCESS_ID, COORDINATOR)
+_ADDRESS = re.compile(r"[^\s:,]+:(\d{1,5})")
 
 
 def split_tensorflow_cpu(count: int) -> None:
@@ -75,15 +124,18 @@ def replica_gradients(grads):
 
 @functools.cache
 def _mirrored_strategy():
-    """One MirroredStrategy per process: two strategies in one process hand out the same
-    collective instance keys, and TensorFlow then aborts with a shape mismatch."""
+    """One strategy per process: two strategies in one process hand out the same collective
+    instance keys, and TensorFlow then aborts with a shape mismatch. Across processes it is a
+    MultiWorkerMirroredStrategy, over the TF_CONFIG that `start_processes` left."""
     import tensorflow as tf
 
+    if _started.count > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
 
 
 def local_replicas() -> int:
-    """How many replicas `data_parallel(True)` would train on. InputError on the torch backend."""
+    """How many replicas `data_parallel(True)` would train on, over all processes. InputError on torch."""
     import keras
 
     backend = keras.backend.backend()
@@ -100,14 +152,317 @@ def check_distribute(enabled: bool, batch_size: int) -> int:
 
     Every replica must get an equal share of the global batch: the losses are
     means, and the per-replica means combine into the global one only then.
+    Across processes, call `start_processes` first.
     """
     if not enabled:
         return 1
     replicas = local_replicas()
     if batch_size % replicas:
-        raise InputError(f"train.batch_size: {batch_size} does not split evenly over {replicas} devices "
+        where = f" of {_started.count} processes" if _started.count > 1 else ""
+        raise InputError(f"train.batch_size: {batch_size} does not split evenly over {replicas} devices{where} "
                          f"for --distribute; use a multiple of {replicas}")
     return replicas
+
+
+# --- across processes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Processes:
+    """The processes of one run: `count`, this one's `index` (0: the chief, which alone writes),
+    `addresses` (host:port, process 0's first; one per process where known), `source` (the
+    variables that said so, for messages) and `tf_config` (TF_CONFIG set by the user, kept as it is)."""
+
+    count: int = 1
+    index: int = 0
+    addresses: tuple[str, ...] = ()
+    source: str = ""
+    tf_config: bool = False
+
+    @property
+    def chief(self) -> bool:
+        return self.index == 0
+
+
+_started = Processes()  # what start_processes set up in this process
+
+
+def started() -> Processes:
+    """The processes this one trains with (`Processes()`, one process, unless `start_processes` ran)."""
+    return _started
+
+
+def _whole(name: str, text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise InputError(f"{name}: expected a whole number {bounds}. Received: {text!r}")
+    return value
+
+
+def _addresses(name: str, text: str) -> tuple[str, ...]:
+    found = tuple(a.strip() for a in text.split(","))
+    for address in found:
+        match = _ADDRESS.fullmatch(address)
+        if match is None or not 0 < int(match.group(1)) < 65536:
+            raise InputError(f"{name}: expected host:port (comma-separated, process 0 first). Received: {text!r}")
+    return found
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """Slurm's compact host list ("gpu[01-03,07],login1") as host names, in order.
+
+    One bracket group per name, as Slurm writes node lists; InputError otherwise.
+    """
+    hosts, rest = [], text.strip()
+    refusal = InputError(f"SLURM_STEP_NODELIST: cannot read the node list {text!r}; set {COORDINATOR}, "
+                         f"{NUM_PROCESSES} and {PROCESS_ID} instead")
+    while rest:
+        match = re.match(r"([^\[\],]+)(?:\[([\d,-]+)\])?([^\[\],]*)(?:,|$)", rest)
+        if match is None:
+            raise refusal
+        prefix, ranges, suffix = match.groups()
+        if ranges is None:
+            hosts.append(prefix + suffix)
+        else:
+            for part in ranges.split(","):
+                low, dash, high = part.partition("-")
+                if not low.isdigit() or (dash and not high.isdigit()):
+                    raise refusal
+                width = len(low)
+                for i in range(int(low), int(high or low) + 1):
+                    hosts.append(f"{prefix}{i:0{width}d}{suffix}")
+        rest = rest[match.end():]
+    return hosts
+
+
+def expand_tasks_per_node(text: str) -> list[int]:
+    """SLURM_STEP_TASKS_PER_NODE ("2(x3),1") as a count per node ([2, 2, 2, 1])."""
+    counts = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
+        if match is None:
+            raise InputError(f"SLURM_STEP_TASKS_PER_NODE: cannot read {text!r}")
+        counts += [int(match.group(1))] * int(match.group(2) or 1)
+    return counts
+
+
+def _from_tf_config(text: str) -> Processes:
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        tasks = [(kind, i, address) for kind in ("chief", "worker") for i, address in enumerate(cluster.get(kind, ()))]
+        addresses = tuple(address for _, _, address in tasks)
+        index = [(kind, i) for kind, i, _ in tasks].index((task["type"], int(task["index"])))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise InputError("TF_CONFIG: expected {\"cluster\": {\"worker\": [\"host:port\", ...]}, \"task\": "
+                         "{\"type\": \"worker\", \"index\": i}} (chief and worker tasks only)") from None
+    return Processes(len(addresses), index, addresses, "TF_CONFIG", tf_config=True)
+
+
+def _from_slurm(env, count: int) -> Processes:
+    index = _whole("SLURM_PROCID", env.get("SLURM_PROCID"), 0, count - 1)
+    hosts = expand_hostlist(env.get("SLURM_STEP_NODELIST") or "")
+    if not hosts:
+        raise InputError("SLURM_STEP_NODELIST: not set; run nbgan train --distribute under srun")
+    if PORT in env:
+        port = _whole(PORT, env[PORT], 1, 65535)
+    else:
+        port = 61440 + _whole("SLURM_JOB_ID", env.get("SLURM_JOB_ID"), 0) % 4096
+    per_node = env.get("SLURM_STEP_TASKS_PER_NODE")
+    addresses = [f"{hosts[0]}:{port}"]
+    if per_node:
+        counts = expand_tasks_per_node(per_node)
+        listed = [f"{host}:{port + i}" for host, n in zip(hosts, counts) for i in range(n)]
+        if len(listed) == count and port + max(counts) - 1 < 65536:
+            addresses = listed
+    return Processes(count, index, tuple(addresses), "SLURM_*")
+
+
+def processes_from_env(env=None, backend: str | None = None) -> Processes:
+    """The processes of a `--distribute` run, from the environment (module docstring). InputError
+    naming the variable when one is malformed, or when TensorFlow lacks a process's address."""
+    env = os.environ if env is None else env
+    if any(name in env for name in _EXPLICIT):
+        missing = [name for name in _EXPLICIT if name not in env]
+        if missing:
+            raise InputError(f"{missing[0]}: not set; {', '.join(_EXPLICIT)} go together")
+        count = _whole(NUM_PROCESSES, env[NUM_PROCESSES], 1)
+        found = Processes(count, _whole(PROCESS_ID, env[PROCESS_ID], 0, count - 1),
+                          _addresses(COORDINATOR, env[COORDINATOR]), "NBGAN_*")
+        if len(found.addresses) not in (1, count):
+            raise InputError(f"{COORDINATOR}: {len(found.addresses)} addresses for {NUM_PROCESSES}={count}; "
+                             f"give process 0's, or one per process")
+    elif backend == "tensorflow" and env.get("TF_CONFIG"):
+        found = _from_tf_config(env["TF_CONFIG"])
+    elif "SLURM_PROCID" in env and env.get("SLURM_STEP_NUM_TASKS"):
+        count = _whole("SLURM_STEP_NUM_TASKS", env["SLURM_STEP_NUM_TASKS"], 1)
+        if count == 1:
+            return Processes()
+        found = _from_slurm(env, count)
+    else:
+        return Processes()
+    if backend == "tensorflow" and found.count > 1 and len(found.addresses) != found.count:
+        name = COORDINATOR if found.source == "NBGAN_*" else "SLURM_STEP_TASKS_PER_NODE"
+        raise InputError(f"{name}: TensorFlow needs the host:port of each of the {found.count} processes "
+                         f"(comma-separated, process 0 first), or TF_CONFIG")
+    return found
+
+
+def start_processes(enabled: bool) -> Processes:
+    """For `--distribute`: join the other processes of the run, if the environment names any.
+
+    Must run before the backend computes anything (JAX: before `jax.devices()`;
+    TensorFlow: before any op), and once per process. JAX:
+    `keras.distribution.initialize` over `jax.distributed`, which waits for
+    every process at the coordinator. TensorFlow: TF_CONFIG for
+    MultiWorkerMirroredStrategy, made here unless the user set it (the strategy
+    itself starts in `check_distribute`). Returns the processes
+    (`Processes()` without `enabled` or without others).
+    """
+    global _started
+    if not enabled:
+        return Processes()
+    if _started.count > 1:
+        return _started  # joined already: the engines start once per process
+    import keras
+
+    backend = keras.backend.backend()
+    found = processes_from_env(backend=backend)
+    if found.count == 1:
+        return found
+    if backend == "jax":
+        keras.distribution.initialize(found.addresses[0], found.count, found.index)
+    elif backend == "tensorflow":
+        if not found.tf_config:
+            os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": list(found.addresses)},
+                                                  "task": {"type": "worker", "index": found.index}})
+    else:
+        local_replicas()  # raises InputError: no data-parallel API for this backend
+    _started = found
+    return found
+
+
+def agree(value: int) -> tuple[int, int]:
+    """(min, max) of `value` over the processes of the run; every process must call it, in the same order.
+
+    A barrier too. One process: (value, value).
+    """
+    if _started.count == 1:
+        return value, value
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        values = np.asarray(multihost_utils.process_allgather(np.array([value], dtype=np.int64)))
+        return int(values.min()), int(values.max())
+    import tensorflow as tf
+
+    strategy = _mirrored_strategy()  # reduces by SUM or MEAN only: gather every replica's value instead
+    values = strategy.gather(strategy.run(lambda: tf.constant([value], dtype=tf.int64)), axis=0).numpy()
+    return int(values.min()), int(values.max())
+
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """A block every process of the run runs; an InputError in it on any process is one on all.
+
+    The failing process raises its own error, the others one line saying that
+    another process refused the run. One process: the block as it is.
+    """
+    failure = None
+    try:
+        yield
+    except InputError as exc:
+        failure = exc
+    if _started.count > 1:
+        _, worst = agree(1 if failure is not None else 0)
+        if worst and failure is None:
+            raise InputError("another process of this --distribute run refused it; its own error line says why")
+    if failure is not None:
+        raise failure
+
+
+def any_process(flag: bool) -> bool:
+    """True on every process when `flag` is true on any (one collective per call across processes)."""
+    if _started.count == 1:
+        return bool(flag)
+    return agree(1 if flag else 0)[1] > 0
+
+
+def adapt_model(gan):
+    """`gan` made ready for TensorFlow's multi-worker strategy (unchanged otherwise).
+
+    Keras 3's TensorFlow trainer, under MultiWorkerMirroredStrategy, reduces a
+    step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on
+    scalars, and before the first step reduces a whole input batch, which fails
+    on a nested one (tensorflow/tensorflow#72388). So the step's logs are
+    returned as 1-vectors (their mean over replicas is the scalar the logs show),
+    and the model forgets the strategy it was built under: Keras then skips
+    that symbolic build and takes the strategy from the scope `data_parallel`
+    opens around training, the same one.
+    """
+    import keras
+
+    if _started.count == 1 or keras.backend.backend() != "tensorflow":
+        return gan
+    from keras import ops
+
+    step = gan.train_step
+
+    def train_step(data):
+        return {key: ops.reshape(value, (1,)) for key, value in step(data).items()}
+
+    gan.train_step = train_step
+    gan._distribute_strategy = None
+    return gan
+
+
+def process_rows(batches, processes: Processes | None = None):
+    """`batches` as this process feeds them: on JAX across processes, its rows of each global batch
+    (Keras assembles the processes' rows into the global array); otherwise all of them
+    (TensorFlow's multi-worker strategy shards the global batch itself)."""
+    import keras
+
+    processes = processes or _started
+    if processes.count == 1 or keras.backend.backend() != "jax":
+        return batches
+    return ProcessRows(batches, processes.index, processes.count)
+
+
+def _rows(item, index: int, count: int):
+    if isinstance(item, tuple):
+        return tuple(_rows(part, index, count) for part in item)
+    share = len(item) // count
+    return item[index * share:(index + 1) * share]
+
+
+def _dataset_class():
+    import keras
+
+    class Rows(keras.utils.PyDataset):
+        """Rows [index b, (index + 1) b) of every batch of `batches` (b = batch / count), tuples part by part."""
+
+        def __init__(self, batches, index: int, count: int):
+            super().__init__()
+            self.batches, self.index, self.count = batches, index, count
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, i):
+            return _rows(self.batches[i], self.index, self.count)
+
+    return Rows
+
+
+def ProcessRows(batches, index: int, count: int):  # noqa: N802 - a class made late, so keras imports late
+    return _dataset_class()(batches, index, count)
 
 
 @contextlib.contextmanager
@@ -122,7 +477,9 @@ def data_parallel(enabled: bool) -> Iterator[int]:
     if backend == "jax":
         devices = keras.distribution.list_devices()
         previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        # across processes each one feeds its own rows (`process_rows`): no sharding of Keras's on top
+        keras.distribution.set_distribution(keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=_started.count == 1))
         try:
             yield len(devices)
         finally:

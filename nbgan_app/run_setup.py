@@ -74,13 +74,15 @@ def _check_place(run_dir: Path, parents: bool) -> None:
         raise InputError(f"cannot create run directory {run_dir}: {parent} is not writable")
 
 
-def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, parents: bool = True) -> Path:
+def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, parents: bool = True,
+                  lock: bool = True) -> Path:
     """Every check `prepare_run_dir` makes, creating and writing nothing.
 
     InputError when `run_dir` is a file or cannot be written or made, when it
     holds a run of another scale, backend or config (the step budget, the
     [demo] section and other scales' architecture sections may differ), or
-    when another process holds its lock.
+    when another process holds its lock (unless not `lock`: the other processes
+    of a multi-process run, whose chief holds it).
     """
     run_dir = Path(run_dir)
     _check_place(run_dir, parents)
@@ -99,7 +101,7 @@ def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, paren
                                  _comparable(to_dict(config), scale))
         if diff:
             raise InputError(f"run {run_dir} was made with a different config ({diff} differs); use a new --run-dir")
-    if run_dir.is_dir() and rundir.is_locked(run_dir):
+    if lock and run_dir.is_dir() and rundir.is_locked(run_dir):
         raise InputError(f"run {run_dir} is locked: another process is training it")
     return run_dir
 

@@ -15,6 +15,12 @@ held-out split, distribution, model) is checked before the run directory,
 its config.json or its lock is created, so a refused command leaves nothing
 behind and its corrected rerun starts clean.
 
+With `--distribute` across processes (`distribute` module), every process runs
+this same loop in step; the chief (process 0) alone writes in the run
+directory (metrics, checkpoints, state, evaluation), the others only read its
+checkpoints to resume from the same one, and every refusal or stop request is
+agreed by all processes, so none is left waiting for the others.
+
 Logged losses are means over the log interval (the trackers are reset after
 each log line); checkpoints fall on log boundaries (config check), so the
 intervals line up across a resume.
@@ -22,6 +28,7 @@ intervals line up across a resume.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -141,10 +148,10 @@ def _finite(record: dict) -> bool:
 
 
 def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps, stop, report,
-                 damaged: set[int] | None = None):
+                 damaged: set[int] | None = None, chief: bool = True):
     """The fit() callback: log, checkpoint, evaluate, and stop once `stop()` is true. Built lazily
     so keras imports late. `damaged`: steps of checkpoints that could not be restored
-    (`checkpoints.save_checkpoint`)."""
+    (`checkpoints.save_checkpoint`). Only a `chief` writes (metrics, checkpoints, state)."""
     import keras
 
     train = config.train
@@ -169,35 +176,70 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
                 if self.step % train.eval_every == 0 or self.step == total_steps:
                     with self.model.sampling_weights():  # score what sampling will use
                         record.update(gan_evaluator(self.model, self.step))
-                rundir.append_metrics(run_dir, record)
+                if chief:
+                    rundir.append_metrics(run_dir, record)
                 report(self.step, record)
                 self.model.reset_metrics()
             if self.step % train.checkpoint_every == 0 or self.step == total_steps:
-                checkpoints.save_checkpoint(run_dir, self.model, self.step, backend, damaged)
+                _save(run_dir, self.model, self.step, backend, damaged, chief)
                 damaged.discard(self.step)  # replaced by a good one
-                rundir.write_state(run_dir, "running", self.step)
+                if chief:
+                    rundir.write_state(run_dir, "running", self.step)
             if stop():
                 self.model.stop_training = True
 
     return Monitor()
 
 
-def _resume(run_dir: Path, gan, backend: str) -> tuple[int, set[int]]:
+def _save(run_dir: Path, gan, step: int, backend: str, damaged: set[int], chief: bool) -> None:
+    """`checkpoints.save_checkpoint` on the chief; the others swap in the sampling weights and back
+    as it does, so that every process runs the same computations on the shared variables."""
+    if chief:
+        checkpoints.save_checkpoint(run_dir, gan, step, backend, damaged)
+    else:
+        with gan.sampling_weights():
+            pass
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, chief: bool):
+    """The run's lock, held by the chief alone; a refusal to lock is every process's (`distribute.together`)."""
+    from nbgan_app.distribute import together
+
+    with contextlib.ExitStack() as held:
+        with together():
+            if chief:
+                held.enter_context(rundir.run_lock(run_dir))
+        yield
+
+
+def _resume(run_dir: Path, gan, backend: str, chief: bool = True) -> tuple[int, set[int]]:
     """Restore the newest checkpoint that loads (if any); drop metrics logged after it.
 
     Returns its step and the steps of newer checkpoints that could not be
     restored; those are named in one line on stderr and left on disk until a
     good checkpoint replaces them. A restored checkpoint whose generator.keras
     or meta.json is damaged is rewritten from its state, so sampling finds it whole.
+    Across processes every one restores the same checkpoint at the same time
+    (assigning shared variables runs collectives on JAX), once the chief has cleaned the run
+    directory; only the chief writes and speaks. InputError on all unless all
+    see the same checkpoints (the run directory must be shared).
     """
-    checkpoints.clean_partial(run_dir)
+    from nbgan_app.distribute import started
+
+    many = started().count > 1
+    if chief:
+        checkpoints.clean_partial(run_dir)
+    if many:  # after the chief's cleaning; then what every process will restore from must be the same
+        newest = checkpoints.latest_checkpoint(run_dir)
+        _same_everywhere(run_dir, newest[0] if newest else 0)
     try:
         step, skipped = checkpoints.restore_newest(run_dir, gan)
     except checkpoints.DamagedCheckpoint as exc:
         raise InputError(f"run {run_dir}: {exc}; move its {rundir.CHECKPOINTS} directory away to train from "
                          f"step 0, or use a new --run-dir") from None
     damaged = {s for s, _ in skipped}
-    if skipped:
+    if skipped and chief:
         checkpoints.note(checkpoints.fallback_note(run_dir, skipped,
                                                    f"resuming from {checkpoints.step_name(step)}"))
     if step:
@@ -206,11 +248,25 @@ def _resume(run_dir: Path, gan, backend: str) -> tuple[int, set[int]]:
             checkpoints.check_generator_file(path)
             checkpoints.check_meta(path, step)
         except checkpoints.DamagedCheckpoint as exc:
-            checkpoints.save_checkpoint(run_dir, gan, step, backend, damaged)
-            checkpoints.note(f"run {run_dir}: checkpoint {checkpoints.step_name(step)}: {exc}; "
-                             f"rewritten from its {checkpoints.STATE_FILE}")
-    rundir.truncate_metrics(run_dir, step)
+            _save(run_dir, gan, step, backend, damaged, chief)
+            if chief:
+                checkpoints.note(f"run {run_dir}: checkpoint {checkpoints.step_name(step)}: {exc}; "
+                                 f"rewritten from its {checkpoints.STATE_FILE}")
+    if chief:
+        rundir.truncate_metrics(run_dir, step)
+    if many:
+        _same_everywhere(run_dir, step)
     return step, damaged
+
+
+def _same_everywhere(run_dir: Path, step: int) -> None:
+    """InputError on every process unless all found the same checkpoint step."""
+    from nbgan_app.distribute import agree
+
+    low, high = agree(step)
+    if low != high:
+        raise InputError(f"run {run_dir}: its processes found different checkpoints (steps {low} to {high}): "
+                         f"every process must see the same run directory (a shared filesystem)")
 
 
 def _non_finite_message(run_dir: Path, step: int, losses: dict, damaged: set[int]) -> str:
@@ -226,9 +282,15 @@ def _non_finite_message(run_dir: Path, step: int, losses: dict, damaged: set[int
     return f"run {run_dir}: non-finite loss at step {step} ({values}); training stopped; {after}"
 
 
-def _result(run_dir: Path, start: int, total: int) -> dict:
-    """The run's state.json, plus `start` (the step this call resumed from) and `total` (the step it trained to)."""
-    return dict(rundir.read_state(run_dir) or {}, start=start, total=total)
+def _result(run_dir: Path, start: int, total: int, state: str, step: int) -> dict:
+    """The run's state.json, plus `start` (the step this call resumed from), `total` (the step it trained to)
+    and `process` (this one's index among the run's processes; the others return `state` and `step`)."""
+    from nbgan_app.distribute import started
+
+    process = started().index
+    if process:  # the chief may not have written state.json yet
+        return {"state": state, "step": step, "start": start, "total": total, "process": process}
+    return dict(rundir.read_state(run_dir) or {}, start=start, total=total, process=process)
 
 
 def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
@@ -239,19 +301,22 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
 
     The state is state.json's content plus `start`, the step this call resumed
     from: `start == step >= total` means there was nothing to train.
-    `distribute` trains data-parallel over the local devices (`distribute` module);
-    the batch size is the global batch. `should_stop` is asked after every step;
+    `distribute` trains data-parallel over the local devices, or over the
+    processes the environment names (`distribute` module); the batch size is the
+    global batch, and across processes the result holds `process` (this one's
+    index; process 0 alone writes). `should_stop` is asked after every step;
     once it returns True, training checkpoints and ends in state "stopped", as on
     SIGTERM, and running again resumes exactly. `parents` lets a new run directory's
     missing parents be made (else its parent must exist). `on_run_dir(run_dir)` is
     called once the run directory exists and is locked, just before training (not
-    when there is nothing to train): `nbgan train --device` records its device there. Raises InputError for bad
-    data/config, a locked run, no checkpoint that can be restored, non-finite
-    losses, or running out of memory at start-up; a refusal before training
-    creates nothing.
+    when there is nothing to train): `nbgan train --device` records its device
+    there. Raises InputError for bad data/config, a locked run, no checkpoint
+    that can be restored, non-finite losses, or running out of memory at
+    start-up; a refusal before training creates nothing.
     """
     from nbgan_app.dataset import load_dataset, split_dataset
-    from nbgan_app.distribute import check_distribute, data_parallel
+    from nbgan_app.distribute import (adapt_model, any_process, check_distribute, data_parallel, process_rows,
+                                      start_processes, together)
     from nbgan_app.evaluation import Evaluator
     from nbgan_app.progress import StepReporter
     from nbgan_app.run_setup import check_run_dir, prepare_run_dir
@@ -259,33 +324,43 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
     total = steps or config.train.steps
     backend = backend_name()
     run_dir = Path(run_dir)
+    chief = start_processes(distribute).chief  # joins the run's other processes, if any; 0 writes
+    write_state = rundir.write_state if chief else (lambda *args: None)
     # every check before anything is created: a refused run leaves no run directory (or nothing new in one)
-    check_distribute(distribute, config.train.batch_size)
-    check_run_dir(config, scale, run_dir, backend, parents)  # a file, another run, a lock
+    with together():  # across processes, a refusal on one is a refusal on all: none waits forever
+        check_distribute(distribute, config.train.batch_size)
+        check_run_dir(config, scale, run_dir, backend, parents, lock=chief)  # a file, another run, a lock
     with data_parallel(distribute):
-        counts, box_size = load_dataset(config, progress=progress is not False)
-        train_counts, held_out = split_dataset(config, counts)
-        if len(held_out) == 1:
-            print("warning: data.held_out = 1: the monitor draws statistics but scores need at least 2 "
-                  "held-out cubes (use 0 for no evaluation, or 2 or more)", file=sys.stderr, flush=True)
-        gan = build_compiled_gan(config, scale)
-        evaluator = Evaluator(config, scale, held_out, box_size, run_dir)
-        run_dir = prepare_run_dir(config, scale, run_dir, backend, parents)
-        with rundir.run_lock(run_dir):
-            start, damaged = _resume(run_dir, gan, backend)
+        with together():  # the chief loads first: it may simulate the data into the cache the others read
+            if chief:
+                counts, box_size = load_dataset(config, progress=progress is not False)
+        with together():
+            if not chief:
+                counts, box_size = load_dataset(config, progress=False)
+            train_counts, held_out = split_dataset(config, counts)
+            if len(held_out) == 1 and chief:
+                print("warning: data.held_out = 1: the monitor draws statistics but scores need at least 2 "
+                      "held-out cubes (use 0 for no evaluation, or 2 or more)", file=sys.stderr, flush=True)
+            gan = adapt_model(build_compiled_gan(config, scale))
+            evaluator = Evaluator(config, scale, held_out, box_size, run_dir) if chief else lambda gan, step: {}
+            if chief:
+                run_dir = prepare_run_dir(config, scale, run_dir, backend, parents)
+        with _run_lock(run_dir, chief):
+            start, damaged = _resume(run_dir, gan, backend, chief)
             if start >= total:
-                rundir.write_state(run_dir, "finished", start)
-                return _result(run_dir, start, total)
-            if on_run_dir is not None:
+                write_state(run_dir, "finished", start)
+                return _result(run_dir, start, total, "finished", start)
+            if on_run_dir is not None and chief:
                 on_run_dir(run_dir)
-            rundir.write_state(run_dir, "running", start)
+            write_state(run_dir, "running", start)
             stop = _StopRequest()
-            reporter = StepReporter(total, start, enabled=progress)
+            reporter = StepReporter(total, start, enabled=progress if chief else False)
             asked = should_stop or (lambda: False)
             monitor = make_monitor(config, scale, run_dir, evaluator, start, total,
-                                   lambda: stop.requested or asked(), reporter.update, damaged)
-            batches = make_batches(config, scale, scale_levels(config, scale, train_counts, inplace=True),
-                                   start, total - start)
+                                   lambda: any_process(stop.requested or asked()), reporter.update, damaged, chief)
+            batches = process_rows(make_batches(config, scale,
+                                                scale_levels(config, scale, train_counts, inplace=True),
+                                                start, total - start))
             try:
                 with reporter, stop:
                     gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
@@ -293,17 +368,17 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
                 if monitor.step == start and _is_out_of_memory(exc):
                     message = (f"out of memory at start-up: lower train.batch_size (now {config.train.batch_size}) "
                                f"or the {scales.scale(scale).section} filters")
-                    rundir.write_state(run_dir, "failed", start, message)
+                    write_state(run_dir, "failed", start, message)
                     raise InputError(message) from None
-                rundir.write_state(run_dir, "failed", monitor.step, f"{type(exc).__name__}: {exc}")
+                write_state(run_dir, "failed", monitor.step, f"{type(exc).__name__}: {exc}")
                 raise
             if monitor.failure:
                 message = _non_finite_message(run_dir, monitor.step, monitor.failure, damaged)
-                rundir.write_state(run_dir, "failed", monitor.step, message)
+                write_state(run_dir, "failed", monitor.step, message)
                 raise InputError(message)
             if monitor.step % config.train.checkpoint_every and monitor.step != total:
-                checkpoints.save_checkpoint(run_dir, gan, monitor.step, backend, damaged)
+                _save(run_dir, gan, monitor.step, backend, damaged, chief)
                 damaged.discard(monitor.step)
             state = "finished" if monitor.step >= total else "stopped"
-            rundir.write_state(run_dir, state, monitor.step)
-            return _result(run_dir, start, total)
+            write_state(run_dir, state, monitor.step)
+            return _result(run_dir, start, total, state, monitor.step)

@@ -23,8 +23,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=None, help="train to this many generator steps "
                         "(default: train.steps of the config)")
     parser.add_argument("--distribute", action="store_true",
-                        help="data-parallel over all local devices (JAX: keras.distribution; "
-                             "TensorFlow: tf.distribute.MirroredStrategy)")
+                        help="data-parallel over all local devices (JAX: keras.distribution; TensorFlow: "
+                             "tf.distribute.MirroredStrategy), or over the processes named by NBGAN_COORDINATOR, "
+                             "NBGAN_NUM_PROCESSES and NBGAN_PROCESS_ID, Slurm's srun or TF_CONFIG "
+                             "(docs/cluster.md)")
     add_device_flag(parser, "train on this device, recorded in the run directory's device.json")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     # must exist, so that a typo in it is refused instead of making directories
     state = train(config, args.scale, run_dir, steps=args.steps, progress=False if args.quiet else None,
                   distribute=args.distribute, parents=args.run_dir is None, on_run_dir=record)
+    if state.get("process"):
+        return 0  # one of several processes: process 0 speaks for the run
     if state["step"] == state["start"] >= state["total"]:
         budget = f"--steps {args.steps}" if args.steps is not None else f"train.steps {state['total']}"
         print(f"run {run_dir} is already at step {state['step']} >= {budget}; nothing to train")
