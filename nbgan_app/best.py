@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -69,21 +68,15 @@ def keep_if_best(run_dir: Path, generator, step: int, error: float) -> bool:
     current = read_best(run_dir)
     if current is not None and error >= current[2]:
         return False
-    root = Path(run_dir) / BEST
-    root.mkdir(exist_ok=True)
-    final = root / checkpoints.step_name(step)
-    tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    generator.save(tmp / checkpoints.GENERATOR_FILE)
-    meta = {"step": step, "monitor_error": error, "time": time.time()}
-    (tmp / checkpoints.META_FILE).write_text(json.dumps(meta))
-    for name in (checkpoints.GENERATOR_FILE, checkpoints.META_FILE):
-        checkpoints.fsync(tmp / name)
-    if final.exists():  # a resumed run re-evaluating the same step
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    checkpoints.fsync(root)
+
+    def write(tmp: Path) -> None:
+        generator.save(tmp / checkpoints.GENERATOR_FILE)
+        meta = {"step": step, "monitor_error": error, "time": time.time()}
+        (tmp / checkpoints.META_FILE).write_text(json.dumps(meta))
+
+    # a resumed run re-evaluating the same step replaces that step's directory
+    final = checkpoints.publish_step(Path(run_dir) / BEST, step, write,
+                                     (checkpoints.GENERATOR_FILE, checkpoints.META_FILE))
     for _, older in checkpoints.list_checkpoints(run_dir, BEST):
         if older != final:
             shutil.rmtree(older, ignore_errors=True)

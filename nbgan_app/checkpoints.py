@@ -28,7 +28,7 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,28 @@ def fsync(path: Path) -> None:
         os.close(fd)
 
 
+def publish_step(root: Path, step: int, write: Callable[[Path], None], names: Collection[str]) -> Path:
+    """Write the directory `root`/step-<step> atomically and return it.
+
+    `write(tmp)` fills a hidden temporary directory; its files `names` are
+    flushed to disk, then it replaces any directory of that step, so a process
+    killed at any moment leaves the whole directory or none.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_name(step)
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    for name in names:
+        fsync(tmp / name)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    fsync(root)
+    return final
+
+
 def save_checkpoint(run_dir: Path, gan, step: int, backend: str, damaged: Collection[int] = ()) -> Path:
     """Write checkpoint `step` atomically, then keep the newest KEEP good ones.
 
@@ -113,23 +135,14 @@ def save_checkpoint(run_dir: Path, gan, step: int, backend: str, damaged: Collec
     """
     import keras
 
-    root = Path(run_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / step_name(step)
-    tmp = root / f".{step_name(step)}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(training_variables(gan))}
-    np.savez(tmp / STATE_FILE, **values)
-    with gan.sampling_weights() as generator:  # the moving average where one is kept
-        generator.save(tmp / GENERATOR_FILE)
-    (tmp / META_FILE).write_text(json.dumps({"step": step, "time": time.time(), "backend": backend}))
-    for name in (STATE_FILE, GENERATOR_FILE, META_FILE):
-        fsync(tmp / name)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    fsync(root)
+    def write(tmp: Path) -> None:
+        values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(training_variables(gan))}
+        np.savez(tmp / STATE_FILE, **values)
+        with gan.sampling_weights() as generator:  # the moving average where one is kept
+            generator.save(tmp / GENERATOR_FILE)
+        (tmp / META_FILE).write_text(json.dumps({"step": step, "time": time.time(), "backend": backend}))
+
+    final = publish_step(Path(run_dir) / CHECKPOINTS, step, write, (STATE_FILE, GENERATOR_FILE, META_FILE))
     _sweep(run_dir, set(damaged) - {step})
     return final
 

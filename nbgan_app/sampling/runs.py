@@ -80,8 +80,6 @@ def _newest_generator(run: RunInfo) -> tuple[int, Path, object]:
 
     chosen = best.read_best(run.path)
     found = checkpoints.list_checkpoints(run.path)
-    if not found and chosen is None:
-        raise InputError(f"run {run.path} has no checkpoint with a generator (train it first)")
     key, signature = Path(run.path).resolve(), _signature(([chosen[:2]] if chosen else []) + found)
     cached = _LOADED.get(key)
     if cached is not None and cached[0] == signature:
