@@ -126,6 +126,11 @@ class CubeModelConfig(ModelConfig):
 class PatchModelConfig(ModelConfig):
     """[mu]: a patch generator without a coarse condition (stride-1 convolutions, patch in, patch out)."""
 
+    # Cells of neighbour context the critic sees beside the target patch, on each axis's low side:
+    # its input is the window's last (patch + margin)^d block. 0 = the whole window (margin = patch).
+    # 7/8 of a whole window is context that real and fake windows share.
+    critic_margin: int = 0
+
 
 @dataclass(frozen=True)
 class UpscalerConfig(PatchModelConfig):
@@ -319,6 +324,9 @@ def _check_models(config: Config) -> None:
             _all_positive(f"{name}.{key}", getattr(model, key))
         if len(model.critic_filters) != len(model.critic_strides):
             raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
+        if not scale.whole_cube and not 0 <= model.critic_margin <= config.pyramid.patch:
+            raise InputError(f"{name}.critic_margin: expected 0 to the patch side {config.pyramid.patch} "
+                             f"(0 = the whole window). Received: {model.critic_margin}")
         if scale.conditional:
             _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
             if model.residual_bound < 0:

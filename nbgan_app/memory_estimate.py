@@ -230,6 +230,9 @@ def trace_critic(config: Config, scale: str | Scale) -> Network:
     net = Network(f"critic_{scale.name}")
     side, channels = critic_input_shape(config, scale)
     net.add(side**NDIM * channels)
+    if not scale.whole_cube and m.critic_margin:  # the focus crop is a copy of the last (p + m)^d cells
+        side = config.pyramid.patch + m.critic_margin
+        net.add(side**NDIM * channels)
     architecture = "inception" if m.architecture == "inception_residual" else m.architecture
     side, channels = _stack(net, side, channels, m.critic_filters, m.critic_strides, architecture, m.kernel_sizes)
     width = side**NDIM * channels  # the flatten is a view

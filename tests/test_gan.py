@@ -49,7 +49,7 @@ def test_penalty_of_a_linear_critic_is_analytic():
     assert _penalty(3.0, gp_weight=1.0) == pytest.approx(4.0, rel=1e-5)
 
 
-def _tiny_gan(scale, seed=0, num_critic_steps=1):
+def _tiny_gan(scale, seed=0, num_critic_steps=1, critic_margin=0):
     import dataclasses
 
     import keras
@@ -58,7 +58,8 @@ def _tiny_gan(scale, seed=0, num_critic_steps=1):
 
     config = load_config(ROOT / "configs" / "tiny.toml")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed,
-                                                                   num_critic_steps=num_critic_steps))
+                                                                   num_critic_steps=num_critic_steps),
+                                 m2=dataclasses.replace(config.m2, critic_margin=critic_margin))
     keras.utils.set_random_seed(seed)  # same initial weights for the same seed
     gan = build_gan(config, scale)
     gan.compile(*build_optimizers(config.train))
@@ -86,10 +87,12 @@ def _weights(model):
     return [ops.convert_to_numpy(v) for v in model.trainable_variables]
 
 
-# One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch.
-@pytest.mark.parametrize("scale, num_critic_steps", [("3", 1), ("2", 2), ("uni", 1)])
-def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps):
-    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps)
+# One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch, and once
+# more with a critic focused on the target patch and 2 cells of context.
+@pytest.mark.parametrize("scale, num_critic_steps, critic_margin", [("3", 1, 0), ("2", 2, 0), ("2", 1, 2),
+                                                                    ("uni", 1, 0)])
+def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, critic_margin):
+    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, critic_margin=critic_margin)
     before = (_weights(gan.generator), _weights(gan.critic))
     logs = gan.train_on_batch(*_tiny_data(config, scale), return_dict=True)
     assert set(logs) >= {"critic_loss", "generator_loss", "gradient_penalty", "wasserstein"}

@@ -229,6 +229,45 @@ def test_a_senseless_residual_bound_is_refused(section, value, message):
         parse_config(table)
 
 
+@pytest.mark.backends
+def test_a_focused_critic_scores_the_target_and_its_margin_only_and_saves(tmp_path):
+    """With `critic_margin` m, a window critic's score depends on the window's last (p + m)^3 cells
+    alone: changing any other cell leaves it bit for bit, changing one inside moves it."""
+    import dataclasses
+
+    import keras
+
+    config = _config("tiny")
+    p, margin = config.pyramid.patch, 2
+    focused = dataclasses.replace(config, m1=dataclasses.replace(config.m1, critic_margin=margin))
+    critic = build_critic(focused.m1, "1", focused)
+    assert critic.input_shape[1:] == (2 * p,) * 3 + (3,)  # the same windows as the whole-window critic
+    assert critic.count_params() < build_critic(config.m1, "1", config).count_params()
+    x = np.random.default_rng(0).normal(size=(2,) + critic.input_shape[1:]).astype("float32")
+    score = keras.ops.convert_to_numpy(critic(x))
+    for cell in [(0, 0, 0), (p - margin - 1, 2 * p - 1, 2 * p - 1), (2 * p - 1, 0, p)]:  # outside the focus
+        moved = x.copy()
+        moved[(slice(None),) + cell] += 5.0
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(critic(moved)), score)
+    moved = x.copy()
+    moved[:, p - margin, p - margin, p - margin] += 5.0  # the focus's first context cell
+    assert not np.allclose(keras.ops.convert_to_numpy(critic(moved)), score)
+    critic.save(tmp_path / "critic.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "critic.keras")(x)),
+                               score, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [-1, 5])
+def test_a_critic_margin_past_the_window_is_refused(value):
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m1"]["critic_margin"] = value
+    with pytest.raises(InputError, match=rf"m1\.critic_margin: expected 0 to the patch side 4 .*Received: {value}"):
+        parse_config(table)
+
+
 def test_residual_upscaler_needs_a_condition():
     from nbgan_app.config import parse_config, read_toml
     from nbgan_app.errors import InputError

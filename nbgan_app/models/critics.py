@@ -3,7 +3,10 @@
 M3's critic sees a whole coarsest cube (B, s^d, 1); the M2/M1 critic the
 window with the up-sampled coarse window and the residual (B, (2p)^d, 3),
 Mu's the bare window (B, (2p)^d, 1) - see `nbgan_app.windows.critic_input`.
-No residual additions (the thesis keeps them to the generators); the
+A window critic may look at only the target patch and a margin of context
+(`crop`: cells cut from each axis's low side, first thing in the network), so
+that its convolutions spend themselves where real and fake windows differ. No
+residual additions (the thesis keeps them to the generators); the
 architecture picks inception or plain convolutions. The score is a linear
 Dense(1) in float32 (no activation: a Wasserstein critic).
 """
@@ -18,11 +21,15 @@ from nbgan_app.models.blocks import conv_stack
 
 def build_critic(input_size: int, channels: int, filters, strides, dense_units,
                  architecture: str = "inception", kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
-                 merge: bool = False, ndim: int = 3, name: str = "critic") -> keras.Model:
-    """Critic: (B, input_size^ndim, channels) -> (B, 1) scores."""
+                 merge: bool = False, ndim: int = 3, crop: int = 0, name: str = "critic") -> keras.Model:
+    """Critic: (B, input_size^ndim, channels) -> (B, 1) scores; it sees the last input_size - crop cells per axis."""
     x_in = keras.Input((input_size,) * ndim + (channels,), name="critic_input")
     arch = "inception" if architecture == "inception_residual" else architecture
-    x = conv_stack(x_in, filters, strides, arch, kernel_sizes, activation, merge=merge)
+    x = x_in
+    if crop:
+        cropping = {2: layers.Cropping2D, 3: layers.Cropping3D}[ndim]
+        x = cropping(((crop, 0),) * ndim, name="focus")(x)
+    x = conv_stack(x, filters, strides, arch, kernel_sizes, activation, merge=merge)
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units):
         x = layers.Dense(units, name=f"dense{i}")(x)

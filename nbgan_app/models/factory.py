@@ -49,15 +49,21 @@ def residual_bound(config: Config, model_config: ModelConfig) -> float:
 
 
 def build_critic(model_config: ModelConfig, scale: str | Scale, config: Config) -> keras.Model:
-    """The critic of `scale`: whole cubes for M3, (2p)^d windows (+ coarse channels for M2/M1) otherwise."""
+    """The critic of `scale`: whole cubes for M3, (2p)^d windows (+ coarse channels for M2/M1) otherwise.
+
+    A window critic with `critic_margin` m > 0 looks at the window's last (p + m)^d cells: the target
+    patch and m cells of its neighbours.
+    """
     m, scale = model_config, scales.scale(scale)
+    crop = 0
     if scale.whole_cube:
         side, channels = scale.side(config.pyramid), 1
     else:
         side, channels = 2 * config.pyramid.patch, 3 if scale.conditional else 1
+        crop = config.pyramid.patch - m.critic_margin if m.critic_margin else 0
     return _build_critic(side, channels, m.critic_filters, m.critic_strides, m.critic_dense,
                          architecture=m.architecture, kernel_sizes=m.kernel_sizes, activation=ACTIVATION,
-                         ndim=NDIM, name=f"critic_{scale.name}")
+                         ndim=NDIM, crop=crop, name=f"critic_{scale.name}")
 
 
 def build_gan(config: Config, scale: str | Scale):
