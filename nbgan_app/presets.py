@@ -21,7 +21,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from nbgan_app.errors import InputError
 
@@ -149,7 +148,7 @@ def write_manifest(preset_dir: Path, *, description: str, config: str, command: 
         steps = latest[0] if latest else 0
         runs[path.name] = {"scale": saved["run"]["scale"], "steps": steps,
                            "sampled_step": chosen[0] if chosen else steps,
-                           "train_seconds": _training_seconds(records)}
+                           "train_seconds": rundir.training_seconds(records)}
     missing = [name for name in chain if name not in runs]
     if missing:
         raise InputError(f"preset {preset_dir}: no run directory {missing[0]!r} for its chain")
@@ -160,9 +159,3 @@ def write_manifest(preset_dir: Path, *, description: str, config: str, command: 
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
-
-def _training_seconds(records: list[dict]) -> float:
-    """Wall-clock seconds between logged steps, summed; gaps over 10 minutes (a stopped run) count as none."""
-    times = [r["time"] for r in records if "time" in r]
-    gaps = np.diff(times) if len(times) > 1 else np.zeros(0)
-    return float(np.sum(gaps[gaps < 600]))

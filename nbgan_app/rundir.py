@@ -117,6 +117,16 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return records
 
 
+def training_seconds(records: list[dict]) -> float:
+    """Wall-clock seconds of training in metrics records: the gaps between logged steps, summed.
+
+    A gap over 10 minutes is a stopped run and counts as none, so a run stopped and resumed is
+    timed by what it trained, not by how long it waited.
+    """
+    times = [r["time"] for r in records if "time" in r]
+    return float(sum(b - a for a, b in zip(times, times[1:]) if b - a < 600))
+
+
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
     """Drop records after `last_step` (and any torn line): used on resume from a checkpoint."""
     path = Path(run_dir) / METRICS

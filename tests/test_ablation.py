@@ -53,6 +53,17 @@ def test_plan_trains_each_variant_by_segment_scores_it_and_resumes(tmp_path, tin
     # a rerun scores nothing new
     ablation.run_plan(plan, out, log=lambda line: pytest.fail("rerun trained again"))
     assert ablation.read_results(out) == results
+    # each segment is scored on its own newest checkpoint, never on the older best generator that
+    # sampling prefers (an untrained one planted as best here)
+    from nbgan_app.best import keep_if_best
+    from nbgan_app.models.factory import build_generator
+
+    assert [r["checkpoint_step"] for r in direct] == [2, 4]
+    assert keep_if_best(out / "m1" / "direct", build_generator(config.m1, "1", config), 2, float("-inf"))
+    evaluation, box_size = ablation.evaluation_boxes(ablation.read_plan(plan)["base"], 2, progress=False)
+    again = ablation.score_run(out / "m1" / "direct", "1", evaluation, box_size, 2)
+    assert again["checkpoint_step"] == 4
+    assert (again["psd"], again["mass_hist"]) == (direct[1]["psd"], direct[1]["mass_hist"])
 
 
 def test_override_replaces_dotted_keys_without_touching_the_base():

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +49,18 @@ def variant_config(base: Path, overrides: dict, steps: int) -> Config:
 
 def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float, n: int,
               seed: int = 0) -> dict:
-    """Errors of the run's latest checkpoint against the evaluation counts at the scale's level."""
+    """Errors of the run's latest checkpoint against the evaluation counts at the scale's level.
+
+    The latest, not the best generator that sampling prefers: a curve must show what training did
+    by each step, and a run that only evaluates at its end keeps its first segment's generator as best.
+    """
+    from nbgan_app.checkpoints import latest_checkpoint
     from nbgan_app.pyramid import level_of
     from nbgan_app.study.generate import load_step, run_steps
     from nbgan_app.transforms import backward
 
-    step = load_step(run_dir)
+    latest = latest_checkpoint(run_dir)[0]
+    step = load_step(run_dir, latest)
     config = step.run.config
     side = config.level_size(scale)
     real = backward(level_of(config, evaluation, side), config.transform)
@@ -65,6 +70,7 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
     fake, seconds = run_steps([step], n, seed, coarse)
     scores = score_row(real, fake, box_size)
     scores["sample_seconds"] = seconds
+    scores["checkpoint_step"] = latest
     return scores
 
 
@@ -76,18 +82,18 @@ def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: li
     """
     from nbgan_app.training import train
 
+    from nbgan_app.rundir import read_metrics, training_seconds
+
     results_path = out / f"{name}.jsonl"
     done = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
-    seconds = done[-1]["train_seconds"] if done else 0.0
     for steps in segments:
         if any(r["step"] == steps for r in done):
             continue
         config = variant_config(base, overrides, segments[-1])
         config = dataclasses.replace(config, train=dataclasses.replace(
             config.train, eval_every=config.train.log_every * 10**6))
-        started = time.perf_counter()
         state = train(config, scale, out / name, steps=steps, progress=False)
-        seconds += time.perf_counter() - started
+        seconds = training_seconds(read_metrics(out / name))  # a run stopped and resumed counts what it trained
         if state["step"] < steps:  # stopped early (a signal): score nothing the segment did not reach
             log(f"{name} stopped at step {state['step']} before {steps}; rerun to continue")
             return done

@@ -31,12 +31,12 @@ class Step:
     generator: Callable[[np.ndarray], np.ndarray]
 
 
-def load_step(path: Path) -> Step:
-    """The run at `path` with the generator of its latest checkpoint."""
+def load_step(path: Path, step: int | None = None) -> Step:
+    """The run at `path` with the generator it samples from (its best, else its newest), or that of `step`."""
     from nbgan_app.sampling.runs import load_generator, load_run
 
     run = load_run(path)
-    return Step(run, load_generator(run))
+    return Step(run, load_generator(run, step))
 
 
 def run_steps(steps: list[Step], n_cubes: int, seed: int, coarse: np.ndarray | None = None,
