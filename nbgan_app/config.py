@@ -130,6 +130,10 @@ class PatchModelConfig(ModelConfig):
     # its input is the window's last (patch + margin)^d block. 0 = the whole window (margin = patch).
     # 7/8 of a whole window is context that real and fake windows share.
     critic_margin: int = 0
+    # Particles per unit of a count channel the critic sees beside the transformed window (counts /
+    # unit); 0 = none. The transform compresses dense cells, so without it a generator can invent
+    # cells of thousands of particles at little cost to its critic (docs/quality.md).
+    critic_count_unit: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,9 @@ def _check_models(config: Config) -> None:
         if not scale.whole_cube and not 0 <= model.critic_margin <= config.pyramid.patch:
             raise InputError(f"{name}.critic_margin: expected 0 to the patch side {config.pyramid.patch} "
                              f"(0 = the whole window). Received: {model.critic_margin}")
+        if not scale.whole_cube and model.critic_count_unit < 0:
+            raise InputError(f"{name}.critic_count_unit: expected particles per unit > 0, or 0 for no count "
+                             f"channel. Received: {model.critic_count_unit}")
         if scale.conditional:
             _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
             if model.residual_bound < 0:

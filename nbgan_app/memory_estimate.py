@@ -220,7 +220,8 @@ def critic_input_shape(config: Config, scale: str | Scale) -> tuple[int, int]:
     scale = scales.scale(scale)
     if scale.whole_cube:
         return scale.side(config.pyramid), 1
-    return 2 * config.pyramid.patch, 3 if scale.conditional else 1
+    return 2 * config.pyramid.patch, windows.critic_channels(scale.conditional,
+                                                             bool(config.model(scale).critic_count_unit))
 
 
 def trace_critic(config: Config, scale: str | Scale) -> Network:

@@ -20,6 +20,8 @@ Arithmetic is float64 inside; results come back as float32.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nbgan_app.config import TransformConfig
@@ -30,9 +32,9 @@ def _thesis_forward(x, c, scale):
     return (f0 + np.log1p(c)) / scale
 
 
-def _thesis_backward(y, c, scale):
-    z = y * scale - np.log1p(c)
-    return np.where(z <= 0, np.exp(np.minimum(z, 0)) * (c + 1) - 1, (z + 1) * (c + 1) - 1)
+def _thesis_backward(y, c, scale, xp=np):
+    z = y * scale - math.log1p(c)
+    return xp.where(z <= 0, xp.exp(xp.minimum(z, 0)) * (c + 1) - 1, (z + 1) * (c + 1) - 1)
 
 
 def _released_forward(x, c, _scale):
@@ -40,9 +42,9 @@ def _released_forward(x, c, _scale):
     return np.where(x <= c, 3 * np.log1p(np.minimum(x, c)) / log_c, 3 + 3 * (x - c) / ((c + 1) * log_c))
 
 
-def _released_backward(y, c, _scale):
-    log_c = np.log1p(c)
-    return np.where(y <= 3, np.expm1(np.minimum(y, 3) * log_c / 3), c + (y - 3) * (c + 1) * log_c / 3)
+def _released_backward(y, c, _scale, xp=np):
+    log_c = math.log1p(c)
+    return xp.where(y <= 3, xp.expm1(xp.minimum(y, 3) * log_c / 3), c + (y - 3) * (c + 1) * log_c / 3)
 
 
 _PAIRS = {
@@ -62,3 +64,14 @@ def backward(values, transform: TransformConfig) -> np.ndarray:
     fn = _PAIRS[transform.kind][1]
     out = fn(np.asarray(values, dtype=np.float64), transform.c, transform.scale)
     return np.maximum(out, 0).astype(np.float32)
+
+
+def backward_ops(values, kind: str, c: float, scale: float):
+    """`backward` on tensors (keras.ops, any backend, differentiable), in the tensors' dtype.
+
+    Takes the transform's fields rather than its config so that a Keras model can keep them
+    in its own config (`gan.wgan_gp.WGANGP`'s count channel).
+    """
+    from keras import ops
+
+    return ops.maximum(_PAIRS[kind][1](values, c, scale, xp=ops), 0)

@@ -15,7 +15,7 @@ channel is prepended by the caller: generator input = [latent, context].
 
 The critic sees the whole window with the real or generated target, and for
 M2/M1 the coarse window up-sampled and the residual window - up(coarse), as
-the released code does (`critic_input`).
+the released code does (`critic_input`); optionally also the window's counts.
 
 Functions on tensors use keras.ops and take a leading batch axis; the NumPy
 helper `extract_window` cuts windows out of cubes with zero padding.
@@ -109,13 +109,22 @@ def with_target(window, target):
     return window * (1 - mask) + ops.pad(target, pad)
 
 
-def critic_input(window, coarse=None):
-    """What the critic sees: the window, plus up(coarse) and window - up(coarse) when given."""
-    if coarse is None:
-        return window
+def critic_input(window, coarse=None, counts=None):
+    """What the critic sees: the window, plus up(coarse) and window - up(coarse) when given, plus
+    `counts(window)` last when given (a count-space channel: see `gan.wgan_gp.WGANGP`)."""
     ops = _ops()
-    up = upsample(coarse, window.shape[1] // coarse.shape[1])
-    return ops.concatenate([window, up, window - up], axis=-1)
+    channels = [window]
+    if coarse is not None:
+        up = upsample(coarse, window.shape[1] // coarse.shape[1])
+        channels += [up, window - up]
+    if counts is not None:
+        channels.append(counts(window))
+    return channels[0] if len(channels) == 1 else ops.concatenate(channels, axis=-1)
+
+
+def critic_channels(conditional: bool, counts: bool) -> int:
+    """Channels of `critic_input`: the window, [up(coarse), residual], [counts]."""
+    return 1 + 2 * int(conditional) + int(counts)
 
 
 def context_channels(ndim: int, conditional: bool) -> int:

@@ -49,7 +49,7 @@ def test_penalty_of_a_linear_critic_is_analytic():
     assert _penalty(3.0, gp_weight=1.0) == pytest.approx(4.0, rel=1e-5)
 
 
-def _tiny_gan(scale, seed=0, num_critic_steps=1, critic_margin=0):
+def _tiny_gan(scale, seed=0, num_critic_steps=1, **m2):
     import dataclasses
 
     import keras
@@ -59,7 +59,7 @@ def _tiny_gan(scale, seed=0, num_critic_steps=1, critic_margin=0):
     config = load_config(ROOT / "configs" / "tiny.toml")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed,
                                                                    num_critic_steps=num_critic_steps),
-                                 m2=dataclasses.replace(config.m2, critic_margin=critic_margin))
+                                 m2=dataclasses.replace(config.m2, **m2))
     keras.utils.set_random_seed(seed)  # same initial weights for the same seed
     gan = build_gan(config, scale)
     gan.compile(*build_optimizers(config.train))
@@ -88,11 +88,11 @@ def _weights(model):
 
 
 # One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch, and once
-# more with a critic focused on the target patch and 2 cells of context.
-@pytest.mark.parametrize("scale, num_critic_steps, critic_margin", [("3", 1, 0), ("2", 2, 0), ("2", 1, 2),
-                                                                    ("uni", 1, 0)])
-def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, critic_margin):
-    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, critic_margin=critic_margin)
+# more with a critic focused on the target patch and 2 cells of context that also sees counts.
+@pytest.mark.parametrize("scale, num_critic_steps, m2", [
+    ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}), ("uni", 1, {})])
+def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, m2):
+    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **m2)
     before = (_weights(gan.generator), _weights(gan.critic))
     logs = gan.train_on_batch(*_tiny_data(config, scale), return_dict=True)
     assert set(logs) >= {"critic_loss", "generator_loss", "gradient_penalty", "wasserstein"}
@@ -116,3 +116,30 @@ def test_same_seed_gives_identical_steps_and_the_seed_state_is_saved(tmp_path):
     first.load_weights(tmp_path / "start.weights.h5")
     assert first.train_on_batch(*data, return_dict=True) == logs[0]
     np.testing.assert_array_equal(_weights(first)[0], _weights(second)[0])
+
+
+def test_the_count_channel_is_the_windows_counts_and_the_gan_keeps_it_in_its_config():
+    """With `critic_count_unit`, the critic's last input channel is the (real or generated) window's
+    counts / unit; the other channels are those of a critic without it."""
+    import keras
+    from keras import ops
+
+    from nbgan_app.transforms import backward
+
+    gan, config = _tiny_gan("2", critic_count_unit=4.0)
+    plain, _ = _tiny_gan("2")
+    windows, coarse = (ops.convert_to_tensor(x[:, 0]) for x in _tiny_data(config, "2"))
+    latent = keras.random.normal((windows.shape[0],) + (config.pyramid.patch,) * 3 + (1,), seed=1)
+    g = (gan.generator.trainable_variables, gan.generator.non_trainable_variables)
+    fake_in, real_in = (ops.convert_to_numpy(x) for x in gan._generate(*g, windows, coarse, latent))
+    plain_fake, plain_real = (ops.convert_to_numpy(x) for x in plain._generate(*g, windows, coarse, latent))
+    assert real_in.shape[-1] == plain_real.shape[-1] + 1 == gan.critic.input_shape[-1]
+    np.testing.assert_array_equal(real_in[..., :-1], plain_real)
+    np.testing.assert_array_equal(fake_in[..., :-1], plain_fake)
+    for with_counts, window in ((real_in, plain_real), (fake_in, plain_fake)):
+        np.testing.assert_allclose(with_counts[..., -1], backward(window[..., 0], config.transform) / 4.0,
+                                   rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(fake_in[..., -1], real_in[..., -1])  # the fake target's counts
+    clone = gan.__class__.from_config(gan.get_config())
+    assert clone.counts == gan.counts == {"kind": config.transform.kind, "c": config.transform.c,
+                                          "scale": config.transform.scale, "unit": 4.0}

@@ -257,6 +257,16 @@ def test_a_focused_critic_scores_the_target_and_its_margin_only_and_saves(tmp_pa
                                score, rtol=1e-5, atol=1e-6)
 
 
+def test_a_negative_count_unit_is_refused():
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m2"]["critic_count_unit"] = -2.0
+    with pytest.raises(InputError, match=r"m2\.critic_count_unit: expected particles per unit > 0, or 0"):
+        parse_config(table)
+
+
 @pytest.mark.parametrize("value", [-1, 5])
 def test_a_critic_margin_past_the_window_is_refused(value):
     from nbgan_app.config import parse_config, read_toml

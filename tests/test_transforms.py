@@ -51,3 +51,16 @@ def test_thesis_values():
     # f(c) = ln(c+1)/scale: the log part ends exactly at the cut.
     assert np.isclose(forward(8000.0, t), np.log(8001.0) / 6.0, rtol=1e-6)
     assert np.isclose(backward(-1.0, t), 0.0)  # negative network output clips to no particles
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("t", KINDS, ids=lambda t: t.kind)
+def test_backward_on_tensors_is_the_numpy_backward(t):
+    """The critic's count channel (`backward_ops`) gives the counts `backward` gives, clip at 0 included."""
+    from keras import ops
+
+    from nbgan_app.transforms import backward_ops
+
+    y = np.concatenate([forward(np.array([0.0, 0.5, 3.0, 450.0, t.c, 3 * t.c]), t), [-0.5]]).astype("float32")
+    got = ops.convert_to_numpy(backward_ops(ops.convert_to_tensor(y), t.kind, t.c, t.scale))
+    np.testing.assert_allclose(got, backward(y, t), rtol=1e-5, atol=1e-4)

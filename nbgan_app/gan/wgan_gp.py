@@ -52,7 +52,7 @@ import contextlib
 import keras
 from keras import ops
 
-from nbgan_app import windows
+from nbgan_app import transforms, windows
 from nbgan_app.distribute import replica_position, replica_rows
 from nbgan_app.gan.gradients import input_gradient, value_and_grad
 from nbgan_app.gan.step_state import OptimizerPair, StepState
@@ -89,10 +89,14 @@ class WGANGP(keras.Model):
         num_critic_steps: critic updates per generator update (n).
         gp_weight: weight of the gradient penalty.
         seed: seed of the latent and interpolation randomness.
+        counts: for a window critic, {"kind", "c", "scale"} of the transform and "unit" (particles
+            per unit): the critic also sees the window's counts / unit as its last channel. The
+            penalty holds the critic to slope 1 in that channel too, so a cell of thousands of
+            particles, which costs a few units in transformed space, costs hundreds there.
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
-                 gp_weight=10.0, seed=0, **kwargs):
+                 gp_weight=10.0, seed=0, counts=None, **kwargs):
         super().__init__(**kwargs)
         if whole_cube != (coarse is None):
             raise ValueError(f"Expected coarse=None exactly when whole_cube=True. "
@@ -101,7 +105,10 @@ class WGANGP(keras.Model):
             raise ValueError(f"Expected num_critic_steps >= 1. Received: num_critic_steps={num_critic_steps}")
         self.generator, self.critic = generator, critic
         self.coarse, self.whole_cube = coarse, whole_cube
+        if counts is not None and whole_cube:
+            raise ValueError("Expected counts=None for a whole-cube critic (the count channel is a window critic's)")
         self.num_critic_steps, self.gp_weight, self.seed = num_critic_steps, gp_weight, seed
+        self.counts = dict(counts) if counts else None
         self.seed_generator = keras.random.SeedGenerator(seed, name="wgan_seed")
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
@@ -138,7 +145,7 @@ class WGANGP(keras.Model):
         return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
                 "critic": keras.saving.serialize_keras_object(self.critic), "coarse": self.coarse,
                 "whole_cube": self.whole_cube, "num_critic_steps": self.num_critic_steps,
-                "gp_weight": self.gp_weight, "seed": self.seed}
+                "gp_weight": self.gp_weight, "seed": self.seed, "counts": self.counts}
 
     @classmethod
     def from_config(cls, config):
@@ -258,7 +265,12 @@ class WGANGP(keras.Model):
         g_input = ops.concatenate([ops.cast(latent, context.dtype), context], axis=-1)
         target, _ = self.generator.stateless_call(g_values, g_free, g_input, training=True)
         fake = windows.with_target(real, ops.cast(target, real.dtype))
-        return windows.critic_input(fake, coarse), windows.critic_input(real, coarse)
+        counts = self._count_channel if self.counts else None
+        return windows.critic_input(fake, coarse, counts), windows.critic_input(real, coarse, counts)
+
+    def _count_channel(self, window):
+        c = self.counts
+        return transforms.backward_ops(window, c["kind"], c["c"], c["scale"]) / c["unit"]
 
     def _score(self, c_values, c_free, x):
         score, _ = self.critic.stateless_call(c_values, c_free, x, training=True)

@@ -59,7 +59,7 @@ def build_critic(model_config: ModelConfig, scale: str | Scale, config: Config) 
     if scale.whole_cube:
         side, channels = scale.side(config.pyramid), 1
     else:
-        side, channels = 2 * config.pyramid.patch, 3 if scale.conditional else 1
+        side, channels = 2 * config.pyramid.patch, windows.critic_channels(scale.conditional, bool(m.critic_count_unit))
         crop = config.pyramid.patch - m.critic_margin if m.critic_margin else 0
     return _build_critic(side, channels, m.critic_filters, m.critic_strides, m.critic_dense,
                          architecture=m.architecture, kernel_sizes=m.kernel_sizes, activation=ACTIVATION,
@@ -72,10 +72,14 @@ def build_gan(config: Config, scale: str | Scale):
 
     scale = scales.scale(scale)
     model_config = config.model(scale)
+    counts = None
+    if not scale.whole_cube and model_config.critic_count_unit:
+        t = config.transform
+        counts = {"kind": t.kind, "c": t.c, "scale": t.scale, "unit": model_config.critic_count_unit}
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
                   coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
-                  seed=config.train.seed, name=f"wgan_gp_{scale.name}")
+                  seed=config.train.seed, counts=counts, name=f"wgan_gp_{scale.name}")
 
 
 def build_optimizers(train: TrainConfig):
