@@ -97,6 +97,9 @@ class PyramidConfig:
 
     sizes: tuple[int, ...] = (256, 64, 32)
     patch: int = 32
+    # How a coarse voxel is made from its fine block: "transformed" (the released code: the mean of
+    # the transformed values) or "counts" (the transform of the mean count, which conserves mass)
+    mean: str = "transformed"
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,9 @@ class PatchModelConfig(ModelConfig):
 class UpscalerConfig(PatchModelConfig):
     """[m2], [m1]: a patch generator conditioned on the coarser level."""
 
-    # "direct" (the thesis: the network's output is the patch) or "residual"
-    # (up-sampled condition + a block-mean-free bounded residual; models/residual.py)
+    # "direct" (the thesis: the network's output is the patch), "residual" (up-sampled condition +
+    # a block-mean-free bounded residual) or "split" (each coarse voxel's particles split among its
+    # fine voxels; needs pyramid.mean = "counts"); models/residual.py
     upscaler: str = "direct"
     # |r| bound of the residual, in transformed units; 0 = the transform of c (the end of its
     # logarithmic range). A bound near the data's own largest |r| keeps the generator from
@@ -335,13 +339,16 @@ def _check_models(config: Config) -> None:
             raise InputError(f"{name}.critic_count_unit: expected particles per unit > 0, or 0 for no count "
                              f"channel. Received: {model.critic_count_unit}")
         if scale.conditional:
-            _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual"))
+            _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual", "split"))
             if model.residual_bound < 0:
                 raise InputError(f"{name}.residual_bound: expected a bound >= 0 in transformed units "
                                  f"(0 = the transform of c). Received: {model.residual_bound}")
-            if model.residual_bound and model.upscaler != "residual":
+            if model.residual_bound and model.upscaler == "direct":
                 raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
                                  f"{name}.upscaler is {model.upscaler!r}")
+            if model.upscaler == "split" and config.pyramid.mean != "counts":
+                raise InputError(f"{name}.upscaler = \"split\" conserves counts, so it needs pyramid.mean = "
+                                 f"\"counts\" (pyramid.mean is {config.pyramid.mean!r})")
     m3 = config.m3
     for key in ("latent_dim", "dense_units", "initial_size"):
         _positive(f"m3.{key}", getattr(m3, key))
@@ -403,6 +410,7 @@ def validate(config: Config, saved: bool = False) -> Config:
         raise InputError(f"pyramid.sizes: expected 3 sides (I1, I2, I3). Received: {list(sizes)}")
     _all_positive("pyramid.sizes", sizes)
     _positive("pyramid.patch", pyr.patch)
+    _check_choice("pyramid.mean", pyr.mean, ("transformed", "counts"))
     for fine, coarse in zip(sizes, sizes[1:]):
         if fine % coarse or fine <= coarse:
             raise InputError(f"pyramid.sizes: {coarse} must divide {fine} and be smaller")

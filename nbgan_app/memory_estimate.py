@@ -206,9 +206,12 @@ def trace_generator(config: Config, scale: str | Scale) -> Network:
     net.add(patch**NDIM * cin)
     hidden = m.generator_filters[:-1]
     side, channels = _stack(net, patch, cin, hidden, [1] * len(hidden), m.architecture, kernels, residual=residual)
-    if scale.conditional and getattr(m, "upscaler", "direct") == "residual":
+    upscaler = getattr(m, "upscaler", "direct") if scale.conditional else "direct"
+    if upscaler != "direct":
         side = _conv(net, side, channels, 1, max(kernels), 1, False)
-        net.add(4 * side**NDIM)  # the consistent residual: tanh, block mean, up-sampled mean, sum
+        # the consistent residual: tanh, block mean, up-sampled mean, sum; the split adds the
+        # backward transform, the exponential and the forward transform
+        net.add((4 if upscaler == "residual" else 7) * side**NDIM)
     else:
         side = _block(net, side, channels, 1, m.architecture, kernels, 1, False)
         net.add(side**NDIM)

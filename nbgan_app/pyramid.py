@@ -1,7 +1,9 @@
 """The resolution pyramid: block averaging down (the models up-sample with `windows.upsample`).
 
 Levels are built in transformed space, as the released code does: I2 is the
-block mean of the transformed I1 by a factor per axis, and so on. Spatial axes
+block mean of the transformed I1 by a factor per axis, and so on. With
+`pyramid.mean = "counts"` a coarse voxel is instead the transform of its
+block's mean count, so every level holds the same particles (`coarsen`). Spatial axes
 are the last `ndim` axes of an array (ndim = 2 or 3); leading axes (a batch)
 are carried through. `level_of` is the one way counts become a level, for
 training, in-training evaluation, the study, `nbgan upscale --from-fine` and
@@ -50,6 +52,7 @@ def level_of(config: Config, counts: np.ndarray, side: int, *, inplace: bool = F
     """
     from nbgan_app.transforms import forward
 
+    in_counts = config.pyramid.mean == "counts"
     ndim = counts.ndim - 1
     full = counts.shape[-1]
     if full % side:
@@ -57,5 +60,19 @@ def level_of(config: Config, counts: np.ndarray, side: int, *, inplace: bool = F
     factor = full // side
     out = counts if factor == 1 and inplace else np.empty((len(counts),) + (side,) * ndim, np.float32)
     for i, cube in enumerate(counts):
-        out[i] = block_mean(forward(cube, config.transform), factor, ndim)
+        if in_counts:
+            out[i] = forward(block_mean(cube.astype(np.float64), factor, ndim), config.transform)
+        else:
+            out[i] = block_mean(forward(cube, config.transform), factor, ndim)
     return out
+
+
+def coarsen(levels: np.ndarray, factor: int, ndim: int, transform=None) -> np.ndarray:
+    """The coarser level of transformed `levels` (leading axes carried), as `level_of` makes it:
+    the block mean, or, given the `transform` of a count-space pyramid, the transform of the
+    block's mean count. Training cuts its coarse windows from fine windows this way."""
+    if transform is None:
+        return block_mean(levels, factor, ndim)
+    from nbgan_app.transforms import backward, forward
+
+    return forward(block_mean(backward(levels, transform).astype(np.float64), factor, ndim), transform)

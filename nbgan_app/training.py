@@ -94,6 +94,7 @@ def make_batches(config: Config, scale: str, levels: np.ndarray, first_step: int
         seed=config.train.seed,
         steps=steps,
         first_step=first_step,
+        count_transform=config.transform if config.pyramid.mean == "counts" else None,
     )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from nbgan_app.pyramid import block_mean
+from nbgan_app.pyramid import coarsen
 
 
 def random_symmetry(rng: np.random.Generator, ndim: int) -> tuple[tuple[int, ...], tuple[bool, ...]]:
@@ -75,6 +75,7 @@ class TrainingBatches(keras.utils.PyDataset):
         num_critic_steps: real batches per generator step.
         patch: patch side for windowed scales, or None for whole cubes (M3).
         factor: down-scaling factor for the coarse windows (M2, M1), or None (M3, Mu).
+        count_transform: the transform of a count-space pyramid (`pyramid.coarsen`), else None.
         seed: batches are a pure function of (seed, index).
         steps: number of batches (generator steps) in one pass.
         first_step: index offset, so batch i of this dataset is global step first_step + i.
@@ -85,7 +86,7 @@ class TrainingBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, levels, batch_size, num_critic_steps, patch=None, factor=None, seed=0,
-                 steps=1, first_step=0, **kwargs):
+                 steps=1, first_step=0, count_transform=None, **kwargs):
         super().__init__(**kwargs)
         self.levels = levels
         self.batch_size = batch_size
@@ -95,6 +96,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.seed = seed
         self.steps = steps
         self.first_step = first_step
+        self.count_transform = count_transform
         self.ndim = levels.ndim - 1
 
     def __len__(self):
@@ -117,6 +119,6 @@ class TrainingBatches(keras.utils.PyDataset):
         items = items.reshape((self.batch_size, self.num_critic_steps) + items.shape[1:])
         if self.factor is None:
             return items
-        coarse = block_mean(items[..., 0], self.factor, self.ndim)[..., None]
+        coarse = coarsen(items[..., 0], self.factor, self.ndim, self.count_transform)[..., None]
         return items, coarse
 

@@ -27,9 +27,9 @@ import numpy as np
 from nbgan_app.config import TransformConfig
 
 
-def _thesis_forward(x, c, scale):
-    f0 = np.where(x <= c, np.log1p(np.minimum(x, c)) - np.log1p(c), (x + 1) / (c + 1) - 1)
-    return (f0 + np.log1p(c)) / scale
+def _thesis_forward(x, c, scale, xp=np):
+    f0 = xp.where(x <= c, xp.log1p(xp.minimum(x, c)) - math.log1p(c), (x + 1) / (c + 1) - 1)
+    return (f0 + math.log1p(c)) / scale
 
 
 def _thesis_backward(y, c, scale, xp=np):
@@ -37,9 +37,9 @@ def _thesis_backward(y, c, scale, xp=np):
     return xp.where(z <= 0, xp.exp(xp.minimum(z, 0)) * (c + 1) - 1, (z + 1) * (c + 1) - 1)
 
 
-def _released_forward(x, c, _scale):
-    log_c = np.log1p(c)
-    return np.where(x <= c, 3 * np.log1p(np.minimum(x, c)) / log_c, 3 + 3 * (x - c) / ((c + 1) * log_c))
+def _released_forward(x, c, _scale, xp=np):
+    log_c = math.log1p(c)
+    return xp.where(x <= c, 3 * xp.log1p(xp.minimum(x, c)) / log_c, 3 + 3 * (x - c) / ((c + 1) * log_c))
 
 
 def _released_backward(y, c, _scale, xp=np):
@@ -66,11 +66,18 @@ def backward(values, transform: TransformConfig) -> np.ndarray:
     return np.maximum(out, 0).astype(np.float32)
 
 
+def forward_ops(counts, kind: str, c: float, scale: float):
+    """`forward` on tensors (keras.ops, any backend, differentiable), in the tensors' dtype."""
+    from keras import ops
+
+    return _PAIRS[kind][0](counts, c, scale, xp=ops)
+
+
 def backward_ops(values, kind: str, c: float, scale: float):
     """`backward` on tensors (keras.ops, any backend, differentiable), in the tensors' dtype.
 
-    Takes the transform's fields rather than its config so that a Keras model can keep them
-    in its own config (`gan.wgan_gp.WGANGP`'s count channel).
+    These take the transform's fields rather than its config so that a Keras model can keep
+    them in its own config (`gan.wgan_gp.WGANGP`'s count channel, `models.residual.CountSplit`).
     """
     from keras import ops
 

@@ -257,6 +257,54 @@ def test_a_focused_critic_scores_the_target_and_its_margin_only_and_saves(tmp_pa
                                score, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.backends
+def test_a_count_split_upscaler_keeps_its_blocks_particles_and_saves(tmp_path):
+    """upscaler = "split": the block means of the output's counts equal the coarse voxel's mean count
+    at initialisation and after the weights move; an untrained one is the up-sampled condition."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.pyramid import block_mean
+    from nbgan_app.transforms import backward, forward
+
+    config = _config("tiny")
+    config = dataclasses.replace(config, pyramid=dataclasses.replace(config.pyramid, mean="counts"),
+                                 m1=dataclasses.replace(config.m1, upscaler="split", residual_bound=4.0))
+    generator = build_generator(config.m1, "1", config)
+    factor, rng = config.factor("1"), np.random.default_rng(0)
+    x = rng.normal(size=(3,) + (config.pyramid.patch,) * 3 + (generator.input_shape[-1],)).astype("float32")
+    mean = rng.gamma(0.5, 4.0, size=(3,) + (config.pyramid.patch // factor,) * 3)
+    x[..., -1] = np.repeat(np.repeat(np.repeat(forward(mean, config.transform), factor, 1), factor, 2), factor, 3)
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    assert np.abs(y - x[..., -1]).max() < 0.05
+    for variable in generator.trainable_variables:
+        variable.assign(np.random.default_rng(1).normal(size=variable.shape).astype("float32"))
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    assert np.abs(y - x[..., -1]).max() > 0.2  # particles moved within their blocks
+    np.testing.assert_allclose(block_mean(backward(y, config.transform).astype(np.float64), factor), mean,
+                               rtol=1e-4, atol=1e-4)
+    generator.save(tmp_path / "g.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "g.keras")(x))[..., 0],
+                               y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t["m1"].update(upscaler="split"), 'm1.upscaler = "split" conserves counts, so it needs pyramid.mean'),
+    (lambda t: t["pyramid"].update(mean="count"), "pyramid.mean: expected one of transformed, counts. Received: 'count'"),
+])
+def test_a_count_split_needs_a_count_space_pyramid(mutate, message):
+    import re
+
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    mutate(table)
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_config(table)
+
+
 def test_a_negative_count_unit_is_refused():
     from nbgan_app.config import parse_config, read_toml
     from nbgan_app.errors import InputError

@@ -87,3 +87,32 @@ def test_low_face_windows_occur_with_zero_halves():
     target_ok = windows[:, 4:, 4:, 4:].min() == 1
     zero_halves = (windows.reshape(len(windows), -1).min(axis=1) == 0).sum()
     assert target_ok and 0 < zero_halves < len(windows)
+
+
+def test_a_count_space_pyramid_keeps_every_particle_and_training_coarsens_windows_the_same_way():
+    """pyramid.mean = "counts": a coarse voxel is the transform of its block's mean count, so every
+    level holds the particles of the cube; training's coarse windows are made by the same rule."""
+    import dataclasses
+
+    from nbgan_app.config import load_config
+    from nbgan_app.pyramid import coarsen, level_of
+    from nbgan_app.transforms import backward
+
+    from conftest import ROOT
+
+    config = load_config(ROOT / "configs" / "tiny.toml")
+    config = dataclasses.replace(config, pyramid=dataclasses.replace(config.pyramid, mean="counts"))
+    counts = np.random.default_rng(3).poisson(np.random.default_rng(4).gamma(0.3, 4.0, (2, 16, 16, 16)))
+    fine, coarse = level_of(config, counts, 16), level_of(config, counts, 4)
+    np.testing.assert_allclose(backward(coarse, config.transform), block_mean(counts.astype(np.float64), 4),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(coarsen(fine, 4, 3, config.transform), coarse, rtol=1e-5, atol=1e-6)
+    # the log-space pyramid loses mass: its coarse cubes hold fewer particles than the cube
+    plain = level_of(load_config(ROOT / "configs" / "tiny.toml"), counts, 4)
+    assert backward(plain, config.transform).sum() < 0.9 * counts.sum() / 64
+    data = TrainingBatches(fine, batch_size=2, num_critic_steps=1, patch=4, factor=2, seed=5, steps=2,
+                           count_transform=config.transform)
+    windows, coarse_windows = data[1]
+    np.testing.assert_allclose(backward(coarse_windows[..., 0], config.transform),
+                               block_mean(backward(windows[..., 0], config.transform).astype(np.float64), 2),
+                               rtol=1e-5, atol=1e-5)

@@ -32,8 +32,11 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
                                     m.generator_filters, m.generator_strides, **common)
     channels = windows.context_channels(NDIM, scale.conditional)
     residual = {}
-    if scale.conditional and m.upscaler == "residual":
+    if scale.conditional and m.upscaler in ("residual", "split"):
         residual = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m))
+    if scale.conditional and m.upscaler == "split":
+        t = config.transform
+        residual["split_transform"] = {"kind": t.kind, "c": t.c, "scale": t.scale}
     return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **residual)
 
 

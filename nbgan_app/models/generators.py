@@ -16,7 +16,7 @@ import keras
 from keras import layers
 
 from nbgan_app.models.blocks import conv_block, conv_layer, conv_stack
-from nbgan_app.models.residual import ConsistentResidual
+from nbgan_app.models.residual import ConsistentResidual, CountSplit
 
 # The residual output's last convolution starts this small (std of its weights),
 # so an untrained up-scaler returns nearly the up-sampled condition.
@@ -69,15 +69,17 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
                           kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
                           output_activation: str = "relu", merge: bool = False, ndim: int = 3,
                           residual_factor: int | None = None, residual_bound: float = 1.0,
-                          name: str = "generator") -> keras.Model:
+                          split_transform: dict | None = None, name: str = "generator") -> keras.Model:
     """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
 
     The input's channel 0 is the latent cube (N(0, 1) per voxel), the others
     the context of `nbgan_app.windows.split_window`. Stride-1 layers throughout.
     With `residual_factor` f (up-scalers only: the context's last channel is
     the up-sampled coarse target) the output is `models.residual`'s
-    consistent residual with |r| < `residual_bound`, and `output_activation`
-    is not used; otherwise the last layer goes through `output_activation`.
+    consistent residual with |r| < `residual_bound` (or, given `split_transform`,
+    {"kind", "c", "scale"}, its count split: `models.residual.CountSplit`), and
+    `output_activation` is not used; otherwise the last layer goes through
+    `output_activation`.
     """
     _check_output(filters)
     x_in = keras.Input((patch,) * ndim + (1 + context_channels,), name="latent_and_context")
@@ -88,5 +90,9 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     else:
         small = keras.initializers.RandomNormal(stddev=RESIDUAL_INIT_STD)
         h = conv_layer(ndim, 1, max(kernel_sizes), name=f"layer{len(filters) - 1}", kernel_initializer=small)(x)
-        out = ConsistentResidual(residual_factor, residual_bound, dtype="float32", name="output")([x_in, h])
+        if split_transform is None:
+            out = ConsistentResidual(residual_factor, residual_bound, dtype="float32", name="output")([x_in, h])
+        else:
+            out = CountSplit(residual_factor, residual_bound, **split_transform, dtype="float32",
+                             name="output")([x_in, h])
     return keras.Model(x_in, out, name=name)

@@ -50,6 +50,49 @@ class ConsistentResidual(layers.Layer):
         return {**super().get_config(), "factor": self.factor, "bound": self.bound}
 
 
+@keras.saving.register_keras_serializable(package="nbgan")
+class CountSplit(layers.Layer):
+    """[generator input (B, p..., C), h (B, p..., 1)] -> fine patch (B, p..., 1) that splits each coarse
+    voxel's particles among its f^d fine voxels, float32.
+
+    For a pyramid averaged in count space (`pyramid.mean = "counts"`): with n the coarse voxel's mean
+    count (the backward transform of the up-sampled condition, the input's last channel),
+
+        counts = n * w / blockmean(w),   w = exp(bound * tanh(h / bound)),   out = forward(counts)
+
+    so each block holds exactly the coarse voxel's particles, however the network is trained: the
+    large scales pass through in counts, not only in transformed space (where a residual's spread
+    inflates the count-space mean). No fine voxel exceeds f^d n, the whole block's particles. An
+    untrained split (h near 0) spreads n evenly: the up-sampled condition.
+
+    Args:
+        factor: fine/coarse side ratio f (the block side).
+        bound: |log w| < bound.
+        kind, c, scale: the transform (`config.TransformConfig`).
+    """
+
+    def __init__(self, factor: int, bound: float, kind: str, c: float, scale: float, **kwargs):
+        super().__init__(**kwargs)
+        self.factor, self.bound = int(factor), float(bound)
+        self.kind, self.c, self.scale = kind, float(c), float(scale)
+
+    def call(self, inputs):
+        from nbgan_app.transforms import backward_ops, forward_ops
+
+        x, h = inputs
+        up, h = ops.cast(x[..., -1:], "float32"), ops.cast(h, "float32")
+        mean = backward_ops(up, self.kind, self.c, self.scale)
+        w = ops.exp(self.bound * ops.tanh(h / self.bound))
+        return forward_ops(mean * w / _block_mean_up(w, self.factor), self.kind, self.c, self.scale)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "bound": self.bound, "kind": self.kind,
+                "c": self.c, "scale": self.scale}
+
+
 def _block_mean_up(x, factor: int):
     """Each voxel replaced by the mean of its factor^d block (spatial axes 1..d, channels last)."""
     mean = ops.average_pool(x, factor, strides=factor, padding="valid")
