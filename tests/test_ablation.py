@@ -81,3 +81,21 @@ def test_bad_plans_are_refused(tmp_path):
     plan.write_text('[ablation]\nbase = "x.toml"\n[[m4]]\nname = "a"\nsegments = [1]\n')
     with pytest.raises(InputError, match="m4"):
         ablation.read_plan(plan)
+
+
+def test_a_stopped_variant_stops_the_plan(tmp_path, tiny_toml, monkeypatch):
+    """A signal stops the variant training (train returns short of its segment): nothing is scored,
+    and the plan does not go on to train the next variant."""
+    import nbgan_app.training
+
+    calls = []
+
+    def stopped_train(config, scale, run_dir, steps=None, progress=None):
+        calls.append(run_dir.name)
+        return {"step": steps - 1}
+
+    monkeypatch.setattr(nbgan_app.training, "train", stopped_train)
+    monkeypatch.setattr(ablation, "evaluation_boxes", lambda *args, **kwargs: (np.zeros((2, 8, 8, 8)), 16.0))
+    results = ablation.run_plan(_plan(tmp_path, tiny_toml), tmp_path / "out", log=lambda line: None)
+    assert calls == ["direct"]
+    assert results == {("m1", "direct"): []}

@@ -151,9 +151,12 @@ def run_plan(path: Path, out: Path, sections: list[str] | None = None, log=print
             raise InputError(f"{path}: no [[{section}]] variants")
         for v in plan["sections"][section]:
             (Path(out) / section).mkdir(parents=True, exist_ok=True)  # the plan's own layout
-            results[(section, v["name"])] = run_variant(
+            records = run_variant(
                 plan["base"], v["name"], v.get("overrides", {}), of_section(section).name, v["segments"],
                 Path(out) / section, evaluation, box_size, plan["n_fake"], log=log)
+            results[(section, v["name"])] = records
+            if {r["step"] for r in records} < set(v["segments"]):  # stopped (a signal): the plan stops too
+                return results
     return results
 
 
