@@ -21,7 +21,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from nbgan_app.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -3,9 +3,9 @@
 Levels are built in transformed space, as the released code does: I2 is the
 block mean of the transformed I1 by a factor per axis, and so on. With
 `pyramid.mean = "counts"` a coarse voxel is instead the transform of its
-block's mean count, so every level holds the same particles (`coarsen`). Spatial axes
-are the last `ndim` axes of an array (ndim = 2 or 3); leading axes (a batch)
-are carried through. `level_of` is the one way counts become a level, for
+block's mean count, so every level holds the same particles (`coarsen`).
+Spatial axes are the last `ndim` axes of an array (ndim = 2 or 3); leading
+axes (a batch) are carried through. `level_of` is the one way counts become a level, for
 training, in-training evaluation, the study, `nbgan upscale --from-fine` and
 the dashboard alike, so a model is always conditioned and scored on exactly
 what it was trained on.

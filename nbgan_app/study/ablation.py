@@ -80,9 +80,8 @@ def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: li
 
     Segments already scored in the results file are skipped, so a rerun continues the curve.
     """
-    from nbgan_app.training import train
-
     from nbgan_app.rundir import read_metrics, training_seconds
+    from nbgan_app.training import train
 
     results_path = out / f"{name}.jsonl"
     done = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
@@ -155,7 +154,7 @@ def run_plan(path: Path, out: Path, sections: list[str] | None = None, log=print
                 plan["base"], v["name"], v.get("overrides", {}), of_section(section).name, v["segments"],
                 Path(out) / section, evaluation, box_size, plan["n_fake"], log=log)
             results[(section, v["name"])] = records
-            if {r["step"] for r in records} < set(v["segments"]):  # stopped (a signal): the plan stops too
+            if not set(v["segments"]) <= {r["step"] for r in records}:  # stopped (a signal): so is the plan
                 return results
     return results
 
