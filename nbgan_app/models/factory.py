@@ -10,6 +10,8 @@ a saved model carries it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from nbgan_app import scales, windows
@@ -35,8 +37,7 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
     if scale.conditional and m.upscaler in ("residual", "split"):
         residual = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m))
     if scale.conditional and m.upscaler == "split":
-        t = config.transform
-        residual["split_transform"] = {"kind": t.kind, "c": t.c, "scale": t.scale}
+        residual["split_transform"] = dataclasses.asdict(config.transform)
     return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **residual)
 
 
@@ -77,8 +78,7 @@ def build_gan(config: Config, scale: str | Scale):
     model_config = config.model(scale)
     counts = None
     if not scale.whole_cube and model_config.critic_count_unit:
-        t = config.transform
-        counts = {"kind": t.kind, "c": t.c, "scale": t.scale, "unit": model_config.critic_count_unit}
+        counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit}
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
                   coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
