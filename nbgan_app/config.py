@@ -180,6 +180,8 @@ class TrainConfig:
 class SampleConfig:
     order: str = "wavefront"  # "wavefront" | "raster"
     max_batch: int = 64  # most patches per generator call
+    # level-1 voxels as "whole" particles (rounded at random, mean kept) or "expected" counts (fractions)
+    counts: str = "whole"
 
 
 @dataclass(frozen=True)
@@ -428,6 +430,7 @@ def validate(config: Config, saved: bool = False) -> Config:
     if not saved:
         _check_evaluation(config)
     _check_choice("sample.order", config.sample.order, ("wavefront", "raster"))
+    _check_choice("sample.counts", config.sample.counts, ("whole", "expected"))
     _positive("sample.max_batch", config.sample.max_batch)
     for key in ("steps_m3", "steps_m2", "steps_m1", "samples"):
         if getattr(config.demo, key) <= 0:

@@ -57,6 +57,7 @@ class Evaluator:
 
     def __call__(self, gan, step: int) -> dict:
         from nbgan_app.sampling.chain import sample_in_memory
+        from nbgan_app.sampling.particles import level_counts
         from nbgan_app.sampling.runs import keras_generator
         from nbgan_app.stats.scores import compare
         from nbgan_app.stats.summary import summary
@@ -67,7 +68,7 @@ class Evaluator:
         generators = [None] * (len(self.plans) - 1) + [keras_generator(gan.generator)]
         level = sample_in_memory(self.plans, generators, self.n, given=self.given, seed=seed, order="wavefront",
                                  max_batch=self.config.sample.max_batch)
-        fake = backward(level, self.config.transform)
+        fake = level_counts(level, self.config, self.plans[-1].level, self.plans[-1].patch, seed)
         self.samples.mkdir(exist_ok=True)
         write_cube(self.samples / rundir.LATEST_SAMPLES, fake, self.box_size, overwrite=True, step=step)
         stats = {"step": step, "real": summary(self.real, self.box_size), "fake": summary(fake, self.box_size)}

@@ -192,16 +192,20 @@ def test_store_holds_diagonal_slabs_only(tmp_path, monkeypatch):
 @pytest.mark.parametrize("order,transform", [("wavefront", None), ("raster", None), ("wavefront", "thesis"),
                                              ("raster", "released")])
 def test_resume_after_interruption_gives_the_same_file(tmp_path, order, transform):
-    """Bit for bit, also when `data` holds counts: neighbours come back from the frontier, not from counts."""
-    from nbgan_app.config import TransformConfig
-    from nbgan_app.transforms import backward
+    """Bit for bit, also when `data` holds counts, whole particles drawn at random: neighbours come back
+    from the frontier, not from counts, and the rounding is keyed by cube and patch like the latents."""
+    from nbgan_app.config import Config, DataConfig, TransformConfig
+    from nbgan_app.sampling.particles import patch_counts
 
-    to_counts = None if transform is None else (lambda y: backward(y, TransformConfig(kind=transform, c=20.0)))
+    config = Config(data=DataConfig(), transform=TransformConfig(kind=transform or "thesis", c=20.0))
+    to_counts = None if transform is None else (lambda y, cube, index: patch_counts(y, config, 1, SEED, cube, index))
     shift = 1.0 if transform is None else -0.6  # some negative outputs, which the backward transform clips
     kwargs = dict(order=order, to_counts=to_counts, shift=shift)
     whole, _ = sample(tmp_path / "whole.h5", **kwargs)
     if transform is not None:
         assert (whole.cube < 0).any()
+        counts = read(tmp_path / "whole.h5")[0]
+        assert np.array_equal(counts, np.round(counts)) and len(np.unique(counts)) > 2
     with pytest.raises(RuntimeError, match="interrupted"):
         sample(tmp_path / "cut.h5", fail_after=3, **kwargs)
     data, complete = read(tmp_path / "cut.h5")
@@ -320,7 +324,7 @@ def test_counts_are_written_after_the_backward_transform(tmp_path):
     from nbgan_app.transforms import backward
 
     config = TransformConfig()
-    fine, _ = sample(tmp_path / "out.h5", to_counts=lambda y: backward(y, config))
+    fine, _ = sample(tmp_path / "out.h5", to_counts=lambda y, cube, index: backward(y, config))
     with h5py.File(tmp_path / "out.h5", "r") as f:
         np.testing.assert_allclose(f["data"][()], backward(fine.cube, config), rtol=1e-6)
         assert f["levels/2"][()].max() < 100  # coarse levels stay in transformed space

@@ -153,7 +153,7 @@ def bench_memory(quick: bool) -> dict:
 
 def _chain_seconds(name: str, scales: tuple[str, ...], grid: int) -> tuple[float, int]:
     """Seconds (and generator calls) to sample one grid^3 count cube through a chain of `name`'s architectures."""
-    from nbgan_app import transforms
+    from nbgan_app.sampling import particles
     from nbgan_app.sampling.chain import RunInfo, dataset_specs, plan_chain, run_chain
     from nbgan_app.sampling.writer import SampleFile
 
@@ -167,7 +167,8 @@ def _chain_seconds(name: str, scales: tuple[str, ...], grid: int) -> tuple[float
         started = time.perf_counter()
         with SampleFile(Path(tmp) / "out.h5", dataset_specs(plans), 1, {}) as out:
             run_chain(plans, generators, out, 1, max_batch=config.sample.max_batch,
-                      to_counts=lambda y: transforms.backward(y, config.transform))
+                      to_counts=lambda y, cube, index: particles.patch_counts(y, config, plans[-1].level, 0, cube,
+                                                                                 index))
         return time.perf_counter() - started, sum(g.calls for g in generators) - len(generators)
 
 

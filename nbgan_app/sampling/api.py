@@ -367,7 +367,7 @@ def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np
     first_cube .. first_cube + n - 1 of the sample, and records `attrs`
     (the sample's, with its own n_cubes and first_cube).
     """
-    from nbgan_app import transforms
+    from nbgan_app.sampling import particles
 
     runs, plans = chain.runs, chain.plans
     config = runs[-1].config
@@ -375,6 +375,11 @@ def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np
     generators = [load_generator(p.run, step_of[id(p.run)]) if p.run is not None else None for p in plans]
     attrs = settings.attrs if attrs is None else attrs
     checked = tuple(k for k in attrs if k != "max_batch")
+    level, seed = plans[-1].level, attrs["seed"]
+
+    def to_counts(values, cube, index):
+        return particles.patch_counts(values, config, level, seed, first_cube + cube, index)
+
     started = time.time()
     with SampleFile(out, dataset_specs(plans), n, attrs, overwrite=overwrite, resume=resume,
                     checked=checked, labels=settings.labels) as sample_file:
@@ -385,8 +390,8 @@ def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np
         begin = getattr(progress, "begin", None)
         if begin is not None:
             begin(work_of(plans, sample_file, n, settings.order))
-        calls = run_chain(plans, generators, sample_file, n, given=given, seed=attrs["seed"],
+        calls = run_chain(plans, generators, sample_file, n, given=given, seed=seed,
                           order=settings.order, max_batch=settings.max_batch,
-                          to_counts=lambda y: transforms.backward(y, config.transform), progress=progress,
+                          to_counts=to_counts, progress=progress,
                           first_cube=first_cube)
     return SampleResult(Path(out), n, chain.side, settings.order, sum(calls.values()), time.time() - started)

@@ -47,7 +47,8 @@ from nbgan_app.outputs import ensure_writable_dir, temporary_name
 from nbgan_app.sampling.orders import dependents, frontier_key, frontier_slots
 
 Index = tuple[int, ...]
-Transform = Callable[[np.ndarray], np.ndarray]
+# (transformed patch, cube, patch index) -> what the file stores
+Transform = Callable[[np.ndarray, int, tuple[int, ...]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ def patch_region(cube: int, index: Index, patch: int) -> tuple:
 class LevelTarget:
     """One dataset as the sampler sees it: patches in transformed space, per-patch done flags.
 
-    `to_file` maps transformed values to what is stored (the backward
-    transform for `data`, identity for the coarser levels). `read` gives a
+    `to_file` maps a transformed patch, with its cube and patch index, to what
+    is stored (counts for `data`, `particles.patch_counts`; identity for the
+    coarser levels). `read` gives a
     finished patch back in transformed space exactly as it was generated:
     from the frontier ring (keyed by `order`) where the spec keeps one, else
     from the dataset itself (whose values are then the transformed ones).
@@ -106,7 +108,8 @@ class LevelTarget:
         return (slot, cube) + position
 
     def write(self, cube: int, index: Index, values: np.ndarray) -> None:
-        self.dataset[patch_region(cube, index, self.spec.patch)] = np.asarray(self.to_file(values), np.float32)
+        self.dataset[patch_region(cube, index, self.spec.patch)] = np.asarray(self.to_file(values, cube, index),
+                                                                              np.float32)
         if self.frontier is not None and dependents(index, self.spec.n):
             self.frontier[self._ring(cube, index)] = values
 
@@ -240,7 +243,7 @@ class SampleFile:
     def target(self, name: str, to_file: Transform | None = None, order: str = "wavefront") -> LevelTarget:
         """The dataset `name` for the sampler; `order` keys its frontier ring (a resume must keep it)."""
         spec = next(s for s in self.specs if s.name == name)
-        return LevelTarget(self, spec, to_file or (lambda x: x), order)
+        return LevelTarget(self, spec, to_file or (lambda values, cube, index: values), order)
 
     def mark_all_done(self) -> None:
         """Flag every patch of every dataset done: the file was filled whole (merged from workers' shards)."""

@@ -71,6 +71,7 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
     scores = score_row(real, fake, box_size)
     scores["sample_seconds"] = seconds
     scores["checkpoint_step"] = latest
+    scores["counts"] = config.sample.counts  # whole particles or expected counts (`sampling.particles`)
     return scores
 
 

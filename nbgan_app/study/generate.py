@@ -6,8 +6,8 @@ nothing) or a given coarse level, then the up-scalers M2, M1 patch by patch.
 The chain is planned and made exactly as `nbgan sample` makes it
 (`sampling.plan_chain`, `sampling.sample_in_memory`), so a study's cubes are
 the cubes `nbgan sample` writes for the same runs and seed. Everything stays
-in transformed space until the last level, which the runs' backward
-transform maps to counts.
+in transformed space until the last level, which becomes counts as in a
+sample file (`sampling.particles`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from nbgan_app.sampling.chain import RunInfo, plan_chain, sample_in_memory
-from nbgan_app.transforms import backward
+from nbgan_app.sampling.particles import level_counts
 
 
 @dataclass(frozen=True)
@@ -55,4 +55,5 @@ def run_steps(steps: list[Step], n_cubes: int, seed: int, coarse: np.ndarray | N
     config = runs[-1].config
     level = sample_in_memory(plans, generators, n_cubes, given=coarse, seed=seed, order=config.sample.order,
                              max_batch=max_batch)
-    return backward(level, config.transform), time.perf_counter() - started
+    counts = level_counts(level, config, plans[-1].level, plans[-1].patch, seed)
+    return counts, time.perf_counter() - started
