@@ -192,13 +192,14 @@ class DemoConfig:
     steps_m3: int = 600
     steps_m2: int = 400
     steps_m1: int = 400
+    steps_mu: int = 400
     samples: int = 6
     out: str = "checkpoints/demo"
 
     def steps_of(self, scale: str | Scale) -> int:
-        """The generator steps of a chain scale (M3, M2 or M1); KeyError for Mu, which the demo skips."""
+        """The generator steps of a scale (M3, M2, M1, or Mu, the uni-scale model it is compared with)."""
         section = scales.scale(scale).section
-        return {"m3": self.steps_m3, "m2": self.steps_m2, "m1": self.steps_m1}[section]
+        return {"m3": self.steps_m3, "m2": self.steps_m2, "m1": self.steps_m1, "mu": self.steps_mu}[section]
 
 
 @dataclass(frozen=True)
@@ -432,7 +433,7 @@ def validate(config: Config, saved: bool = False) -> Config:
     _check_choice("sample.order", config.sample.order, ("wavefront", "raster"))
     _check_choice("sample.counts", config.sample.counts, ("whole", "expected"))
     _positive("sample.max_batch", config.sample.max_batch)
-    for key in ("steps_m3", "steps_m2", "steps_m1", "samples"):
+    for key in ("steps_m3", "steps_m2", "steps_m1", "steps_mu", "samples"):
         if getattr(config.demo, key) <= 0:
             raise InputError(f"demo.{key}: expected > 0. Received: {getattr(config.demo, key)}")
     return config

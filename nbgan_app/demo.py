@@ -11,10 +11,14 @@ By default the demo uses the shipped preset (`checkpoints/presets/demo`, see
    lognormal mock with the training suite's spectrum (shipped with the preset);
 5. write scores.json, statistics.png and report.md into `<demo.out>/preset`.
 
-With `--train` it first retrains the chain from scratch on the config's
-suite (simulated first if missing) for `demo.steps_m*` generator steps per
-scale into `<demo.out>/m3`, `m2`, `m1` (an interrupted run resumes), then
-scores it the same way into `<demo.out>`, with the preset's scores beside it.
+Where the preset ships Mu, the uni-scale model (patch by patch from
+nothing), its cubes are a row of the table too, for the comparison.
+
+With `--train` it first retrains the chain and Mu from scratch on the
+config's suite (simulated first if missing) for `demo.steps_m*` generator
+steps per scale into `<demo.out>/m3`, `m2`, `m1`, `mu` (an interrupted run
+resumes), then scores them the same way into `<demo.out>`, with the preset's
+scores beside them.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
     from nbgan_app.training import train
 
     runs = {}
-    for scale in scales.CHAIN:
+    for scale in scales.CHAIN + (scales.MU,):
         steps = config.demo.steps_of(scale)
         runs[scale.section] = out / scale.section
         _stage(console, f"train {scale.title} ({steps} steps) -> {runs[scale.section]}")
@@ -127,7 +131,8 @@ def run_demo(config: Config, console=None, train: bool = False, n: int = 32, pre
         from nbgan_app.run_setup import read_run
 
         out = ensure_writable_dir(config.resolve(config.demo.out) / "preset", parents=True)
-        runs = {name: shipped.run(name) for name in ("m3", "m2", "m1")}
+        # Mu, the uni-scale model the chain is compared with, where the preset ships one
+        runs = {name: shipped.run(name) for name in ("m3", "m2", "m1", "mu") if name in shipped.manifest["runs"]}
         mock = shipped.path / MOCK_SPECTRUM
         if not mock.is_file():
             raise InputError(f"preset {preset!r} has no {MOCK_SPECTRUM} (the lognormal mock's target)")

@@ -112,6 +112,10 @@ def format_presets(presets: list[Preset]) -> str:
         chain = " -> ".join(f"{name} ({_steps(runs[name])}, {runs[name]['train_seconds'] / 60:.0f} min)"
                             for name in m.get("chain", []) if name in runs)
         lines.append(f"  chain   {chain}")
+        others = ", ".join(f"{name} ({_steps(run)}, {run['train_seconds'] / 60:.0f} min)"
+                           for name, run in runs.items() if name not in m.get("chain", []))
+        if others:
+            lines.append(f"  also    {others}")
         scores = m.get("scores", {})
         width = max([len(row["name"]) for row in scores.get("rows", [])] + [0]) + 2
         for row in scores.get("rows", []):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("chain M3 -> M2 -> M1", "M2 -> M1 given I3", "M1 given I2", "lognormal mock")
+ROWS = ("chain M3 -> M2 -> M1", "M2 -> M1 given I3", "M1 given I2", "Mu (uni-scale)", "lognormal mock")
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def demo_toml(tmp_path):
     text = (ROOT / "configs" / "tiny.toml").read_text()
     text = text.replace('cache = "data/tiny-sim"', f'cache = "{tmp_path / "sim"}"')
     text = text.replace("boxes = 3", "boxes = 6")
-    text += f'\n[demo]\nsteps_m3 = 2\nsteps_m2 = 2\nsteps_m1 = 2\nsamples = 2\nout = "{tmp_path / "demo"}"\n'
+    text += f'\n[demo]\nsteps_m3 = 2\nsteps_m2 = 2\nsteps_m1 = 2\nsteps_mu = 2\nsamples = 2\nout = "{tmp_path / "demo"}"\n'
     path = tmp_path / "demo.toml"
     path.write_text(text)
     return path
@@ -33,7 +33,7 @@ def test_demo_trains_then_scores_against_fresh_boxes_and_a_preset_of_it_scores_t
     first = _demo(demo_toml, "--train")
     assert first.returncode == 0, first.stderr[-2000:]
     out = tmp_path / "demo"
-    for name in ("m3", "m2", "m1"):
+    for name in ("m3", "m2", "m1", "mu"):
         state = json.loads((out / name / "state.json").read_text())
         assert state["state"] == "finished" and state["step"] == 2
     scores = json.loads((out / "scores.json").read_text())
@@ -57,7 +57,7 @@ def test_demo_trains_then_scores_against_fresh_boxes_and_a_preset_of_it_scores_t
     root = tmp_path / "presets"
     preset = root / "tiny"
     preset.mkdir(parents=True)
-    for name in ("m3", "m2", "m1"):
+    for name in ("m3", "m2", "m1", "mu"):
         (out / name).rename(preset / name)
     config = load_config(demo_toml)
     counts, box_size = load_dataset(config, progress=False)
@@ -71,4 +71,10 @@ def test_demo_trains_then_scores_against_fresh_boxes_and_a_preset_of_it_scores_t
     assert set(result["rows"]) == set(ROWS)
     chain = "chain M3 -> M2 -> M1"
     assert result["rows"][chain]["psd"] == pytest.approx(scores["rows"][chain]["psd"])  # same runs, same seed
+    assert result["rows"]["Mu (uni-scale)"]["psd"] == pytest.approx(scores["rows"]["Mu (uni-scale)"]["psd"])
     assert (out / "preset" / "report.md").exists()
+    # a preset without Mu scores its chain alone
+    (preset / "mu").rename(tmp_path / "mu")
+    write_manifest(preset, description="test", config="tiny.toml", command="nbgan demo --train",
+                   chain=["m3", "m2", "m1"], scores={})
+    assert set(run_demo(config, n=4, preset="tiny", presets_root=root)["rows"]) == set(ROWS) - {"Mu (uni-scale)"}

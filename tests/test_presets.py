@@ -51,6 +51,10 @@ def test_the_listing_shows_chain_steps_scores_and_size(tmp_path):
     (path / presets.MANIFEST).write_text(json.dumps(manifest))
     text = presets.format_presets(presets.list_presets(root))
     assert "m3 (10 steps, 2 min)" in text and "m1 (10 steps, samples step 6, 2 min)" in text
+    assert "also" not in text
+    manifest["runs"]["mu"] = {"scale": "uni", "steps": 8, "train_seconds": 60.0}  # outside the chain
+    (path / presets.MANIFEST).write_text(json.dumps(manifest))
+    assert "also    mu (8 steps, 1 min)" in presets.format_presets(presets.list_presets(root))
     assert "psd 0.500  mass_hist 0.250  peak_hist 0.125" in text
     assert "2.0 MiB" in text and "8 against 8" in text
     assert "no presets" in presets.format_presets([])
@@ -60,7 +64,8 @@ def test_the_shipped_demo_preset_is_complete():
     """What `nbgan demo` and `sample --chain demo` rely on is in the repository."""
     preset = presets.get_preset("demo")
     assert preset is not None
-    for run in preset.chain:
+    for run in preset.chain + [preset.run("mu")]:  # Mu, for the comparison, beside the chain
         assert any(run.glob("checkpoints/step-*/generator.keras")), run
     assert (preset.path / "mock_spectrum.json").is_file()
-    assert {row["name"] for row in preset.manifest["scores"]["rows"]} >= {"chain M3 -> M2 -> M1", "lognormal mock"}
+    assert {row["name"] for row in preset.manifest["scores"]["rows"]} >= {"chain M3 -> M2 -> M1", "Mu (uni-scale)",
+                                                                        "lognormal mock"}

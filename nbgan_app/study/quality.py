@@ -27,6 +27,7 @@ from nbgan_app.stats.scores import compare
 from nbgan_app.stats.summary import jsonable
 
 STATISTICS = ("psd", "mass_hist", "peak_hist")
+MU_ROW = "Mu (uni-scale)"
 
 
 def score_row(evaluation: np.ndarray, fake: np.ndarray, box_size: float, patch_mpc: float | None = None,
@@ -119,9 +120,9 @@ def test_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float
 
 def model_rows(runs: dict, test: np.ndarray, n: int, seed: int = 1, log=print,
                chain: np.ndarray | None = None) -> dict:
-    """Cubes of a chain's runs ({"m3", "m2", "m1"} -> run dir): the chain from latents (or `chain`,
-    already sampled), and the up-scalers given the test boxes' own coarser levels (the conditional
-    evaluation)."""
+    """Cubes of a chain's runs ({"m3", "m2", "m1"} and optionally "mu" -> run dir): the chain from
+    latents (or `chain`, already sampled), the up-scalers given the test boxes' own coarser levels (the
+    conditional evaluation), and Mu's cubes where it is given."""
     from nbgan_app.pyramid import level_of
     from nbgan_app.study.generate import load_step, run_steps
 
@@ -135,4 +136,6 @@ def model_rows(runs: dict, test: np.ndarray, n: int, seed: int = 1, log=print,
     rows["chain M3 -> M2 -> M1"] = chain
     rows["M2 -> M1 given I3"], _ = run_steps([steps["m2"], steps["m1"]], n, seed, level_of(config, test[:n], sizes[2]))
     rows["M1 given I2"], _ = run_steps([steps["m1"]], n, seed, level_of(config, test[:n], sizes[1]))
+    if "mu" in steps:
+        rows[MU_ROW], _ = run_steps([steps["mu"]], n, seed)
     return rows
