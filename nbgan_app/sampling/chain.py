@@ -209,10 +209,10 @@ def run_chain(plans: list[LevelPlan], generators: list[Callable | None], sample_
               first_cube: int = 0) -> dict:
     """Make every level of `plans` into `sample_file` (levels already flagged done are skipped).
 
-    The last level goes to `data` through `to_counts` (`writer.Transform`:
-    its counts, `particles.patch_counts`); coarser levels stay in transformed space. A first plan
-    without a run is a given input: `given` (N, S, ..., S) in transformed
-    space, or None where the caller wrote it beforehand. Returns the
+    The last level goes to `data` through `to_counts` (a `writer.Transform`,
+    `particles.patch_counts`); coarser levels stay in transformed space. A
+    first plan without a run is a given input: `given` (N, S, ..., S) in
+    transformed space, or None where the caller wrote it beforehand. Returns the
     generator calls per level name. A resume must use the same `order`
     (it keys the frontier of `data`, writer.LevelTarget). `first_cube` numbers the
     cubes for the noise: the file's cube k is cube first_cube + k (a worker's shard).

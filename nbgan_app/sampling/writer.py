@@ -90,10 +90,10 @@ class LevelTarget:
 
     `to_file` maps a transformed patch, with its cube and patch index, to what
     is stored (counts for `data`, `particles.patch_counts`; identity for the
-    coarser levels). `read` gives a
-    finished patch back in transformed space exactly as it was generated:
-    from the frontier ring (keyed by `order`) where the spec keeps one, else
-    from the dataset itself (whose values are then the transformed ones).
+    coarser levels). `read` gives a finished patch back in transformed space
+    exactly as it was generated: from the frontier ring (keyed by `order`)
+    where the spec keeps one, else from the dataset itself (whose values are
+    then the transformed ones).
     """
 
     def __init__(self, sample_file: "SampleFile", spec: DatasetSpec, to_file: Transform, order: str):
