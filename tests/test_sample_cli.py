@@ -157,6 +157,7 @@ def test_one_latent_scheme_in_memory_and_in_files(tiny_runs, tiny_config, tiny_c
     assert main(["sample", "--chain", shipped.name, "--out", str(tmp_path / "f.h5")] + args) == 0
     data, attrs, levels = read(tmp_path / "f.h5")
     assert json.loads(attrs["runs"]) == [str(tiny_runs[s].resolve()) for s in names]
+    assert attrs["counts"] == "whole"
 
     chain = load_chain([tiny_runs[s] for s in names])
     made = []

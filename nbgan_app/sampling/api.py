@@ -306,6 +306,7 @@ def _resume_labels(command: str) -> dict[str, str]:
     runs = "--chain" if command == "sample" else "--run"
     return {"command": "nbgan", "runs": runs, "scales": f"{runs} of scales", "n_cubes": "--n",
             "seed": "--seed", "order": "--order", "input": "--input", "transform": "the runs' transform",
+            "counts": "the last run's sample.counts",
             "checkpoint_steps": "the runs' checkpoints of steps", "box_size": "box_size (Mpc/h)"}
 
 
@@ -353,7 +354,8 @@ def settings_of(chain: Chain, n: int, attrs: dict, *, given_input: bool = False,
         box = box_size_of(runs[-1], chain.side)
     attrs = {**attrs, "runs": [str(r.path.resolve()) for r in runs], "checkpoint_steps": steps,
              "scales": [r.scale for r in runs], "seed": seed, "n_cubes": n,
-             "transform": config.transform.__dict__, "order": order, "max_batch": max_batch,
+             "transform": config.transform.__dict__, "counts": config.sample.counts, "order": order,
+             "max_batch": max_batch,
              **({"box_size": box} if box is not None else {})}
     return Settings(order, max_batch, steps, attrs, box)
 
