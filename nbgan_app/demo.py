@@ -34,6 +34,7 @@ from nbgan_app.config import Config
 from nbgan_app.errors import InputError
 
 PRESET = "demo"
+SCALES = scales.CHAIN + (scales.MU,)  # the chain, and Mu, the uni-scale model it is compared with
 MOCK_SPECTRUM = "mock_spectrum.json"  # in a preset: the training suite's spectrum, for the mock
 
 
@@ -45,7 +46,7 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
     from nbgan_app.training import train
 
     runs = {}
-    for scale in scales.CHAIN + (scales.MU,):
+    for scale in SCALES:
         steps = config.demo.steps_of(scale)
         runs[scale.section] = out / scale.section
         _stage(console, f"train {scale.title} ({steps} steps) -> {runs[scale.section]}")
@@ -131,8 +132,9 @@ def run_demo(config: Config, console=None, train: bool = False, n: int = 32, pre
         from nbgan_app.run_setup import read_run
 
         out = ensure_writable_dir(config.resolve(config.demo.out) / "preset", parents=True)
-        # Mu, the uni-scale model the chain is compared with, where the preset ships one
-        runs = {name: shipped.run(name) for name in ("m3", "m2", "m1", "mu") if name in shipped.manifest["runs"]}
+        # every chain run is required (`Preset.run` names a missing one); Mu only where the preset ships one
+        runs = {s.section: shipped.run(s.section) for s in SCALES
+                if s in scales.CHAIN or s.section in shipped.manifest["runs"]}
         mock = shipped.path / MOCK_SPECTRUM
         if not mock.is_file():
             raise InputError(f"preset {preset!r} has no {MOCK_SPECTRUM} (the lognormal mock's target)")

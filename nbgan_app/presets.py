@@ -109,11 +109,9 @@ def format_presets(presets: list[Preset]) -> str:
         m = preset.manifest
         lines.append(f"{preset.name}: {m.get('description', '')}")
         runs = m.get("runs", {})
-        chain = " -> ".join(f"{name} ({_steps(runs[name])}, {runs[name]['train_seconds'] / 60:.0f} min)"
-                            for name in m.get("chain", []) if name in runs)
+        chain = " -> ".join(_run(name, runs[name]) for name in m.get("chain", []) if name in runs)
         lines.append(f"  chain   {chain}")
-        others = ", ".join(f"{name} ({_steps(run)}, {run['train_seconds'] / 60:.0f} min)"
-                           for name, run in runs.items() if name not in m.get("chain", []))
+        others = ", ".join(_run(name, run) for name, run in runs.items() if name not in m.get("chain", []))
         if others:
             lines.append(f"  also    {others}")
         scores = m.get("scores", {})
@@ -126,6 +124,11 @@ def format_presets(presets: list[Preset]) -> str:
             lines.append(f"  ({scores['setup']})")
         lines.append(f"  size    {m.get('size_bytes', 0) / 2**20:.1f} MiB; reproduce: {m.get('command', '?')}")
     return "\n".join(lines)
+
+
+def _run(name: str, run: dict) -> str:
+    """`m1 (3163 steps, samples step 1500, 21 min)`: a run of a preset's manifest."""
+    return f"{name} ({_steps(run)}, {run['train_seconds'] / 60:.0f} min)"
 
 
 def _steps(run: dict) -> str:

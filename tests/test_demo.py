@@ -17,7 +17,8 @@ def demo_toml(tmp_path):
     text = (ROOT / "configs" / "tiny.toml").read_text()
     text = text.replace('cache = "data/tiny-sim"', f'cache = "{tmp_path / "sim"}"')
     text = text.replace("boxes = 3", "boxes = 6")
-    text += f'\n[demo]\nsteps_m3 = 2\nsteps_m2 = 2\nsteps_m1 = 2\nsteps_mu = 2\nsamples = 2\nout = "{tmp_path / "demo"}"\n'
+    text += ('\n[demo]\nsteps_m3 = 2\nsteps_m2 = 2\nsteps_m1 = 2\nsteps_mu = 2\nsamples = 2\n'
+             f'out = "{tmp_path / "demo"}"\n')
     path = tmp_path / "demo.toml"
     path.write_text(text)
     return path

@@ -48,7 +48,8 @@ def test_coarser_levels_and_expected_counts_keep_their_fractions():
 def test_a_level_in_memory_is_rounded_patch_by_patch_as_a_file_receives_it():
     values = _values((2, 8, 8, 8))
     counts = level_counts(values, CONFIG, 1, patch=4, seed=9)
-    np.testing.assert_array_equal(counts[1, 4:, :4, 4:], patch_counts(values[1, 4:, :4, 4:], CONFIG, 1, 9, 1, (1, 0, 1)))
+    patch = patch_counts(values[1, 4:, :4, 4:], CONFIG, 1, 9, 1, (1, 0, 1))
+    np.testing.assert_array_equal(counts[1, 4:, :4, 4:], patch)
     assert np.array_equal(counts, np.round(counts))
 
 
