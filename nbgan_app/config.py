@@ -137,6 +137,9 @@ class PatchModelConfig(ModelConfig):
     # unit); 0 = none. The transform compresses dense cells, so without it a generator can invent
     # cells of thousands of particles at little cost to its critic (docs/quality.md).
     critic_count_unit: float = 0.0
+    # Level-1 generators (m1, mu) only: round the output to whole particles inside the model, in
+    # training as in sampling, with the gradient straight through (models/whole.py, docs/quality.md)
+    whole_particles: bool = False
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,9 @@ def _check_models(config: Config) -> None:
         if not scale.whole_cube and model.critic_count_unit < 0:
             raise InputError(f"{name}.critic_count_unit: expected particles per unit > 0, or 0 for no count "
                              f"channel. Received: {model.critic_count_unit}")
+        if not scale.whole_cube and model.whole_particles and scale.level != 1:
+            raise InputError(f"{name}.whole_particles rounds level 1 to whole particles; {scale.title} makes "
+                             f"level {scale.level}, whose voxels hold block means")
         if scale.conditional:
             _check_choice(f"{name}.upscaler", model.upscaler, ("direct", "residual", "split"))
             if model.residual_bound < 0:

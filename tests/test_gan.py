@@ -49,17 +49,20 @@ def test_penalty_of_a_linear_critic_is_analytic():
     assert _penalty(3.0, gp_weight=1.0) == pytest.approx(4.0, rel=1e-5)
 
 
-def _tiny_gan(scale, seed=0, num_critic_steps=1, **m2):
+def _tiny_gan(scale, seed=0, num_critic_steps=1, **model):
+    """The tiny config's GAN of `scale`, its model section's keys replaced by `model`."""
     import dataclasses
 
     import keras
 
+    from nbgan_app import scales
     from nbgan_app.models.factory import build_gan, build_optimizers
 
     config = load_config(ROOT / "configs" / "tiny.toml")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed,
                                                                    num_critic_steps=num_critic_steps),
-                                 m2=dataclasses.replace(config.m2, **m2))
+                                 **{(section := scales.scale(scale).section):
+                                    dataclasses.replace(getattr(config, section), **model)})
     keras.utils.set_random_seed(seed)  # same initial weights for the same seed
     gan = build_gan(config, scale)
     gan.compile(*build_optimizers(config.train))
@@ -88,11 +91,13 @@ def _weights(model):
 
 
 # One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch, and once
-# more with a critic focused on the target patch and 2 cells of context that also sees counts.
-@pytest.mark.parametrize("scale, num_critic_steps, m2", [
-    ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}), ("uni", 1, {})])
-def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, m2):
-    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **m2)
+# more with a critic focused on the target patch and 2 cells of context that also sees counts. Mu
+# rounds to whole particles: the generator still learns, through the rounding.
+@pytest.mark.parametrize("scale, num_critic_steps, model", [
+    ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}),
+    ("uni", 1, {"whole_particles": True})])
+def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, model):
+    gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **model)
     before = (_weights(gan.generator), _weights(gan.critic))
     logs = gan.train_on_batch(*_tiny_data(config, scale), return_dict=True)
     assert set(logs) >= {"critic_loss", "generator_loss", "gradient_penalty", "wasserstein"}

@@ -289,6 +289,55 @@ def test_a_count_split_upscaler_keeps_its_blocks_particles_and_saves(tmp_path):
                                y, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.backends
+@pytest.mark.parametrize("scale", ["1", "uni"])
+def test_a_whole_particle_generator_rounds_its_expected_counts_by_its_latent_and_saves(scale, tmp_path):
+    """whole_particles: the output is the transform of whole numbers, each the floor or the ceiling of
+    the same network's expected count, chosen by the voxel's latent alone; it saves and reloads."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app import scales
+    from nbgan_app.transforms import backward, forward
+
+    config = _config("tiny")
+    section = scales.scale(scale).section
+    expected_net = build_generator(getattr(config, section), scale, config)
+    model = dataclasses.replace(getattr(config, section), whole_particles=True)
+    generator = build_generator(model, scale, config)
+    generator.set_weights(expected_net.get_weights())  # the rounding layer has no weights
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4,) + (config.pyramid.patch,) * 3 + (generator.input_shape[-1],)).astype("float32")
+    x[..., 1:] = forward(rng.gamma(0.5, 6.0, size=x[..., 1:].shape), config.transform)
+    expected = backward(keras.ops.convert_to_numpy(expected_net(x))[..., 0], config.transform)
+    counts = backward(keras.ops.convert_to_numpy(generator(x))[..., 0], config.transform)
+    whole = np.rint(counts)
+    assert np.all(np.abs(counts - whole) <= 1e-4 * np.maximum(whole, 1))
+    assert expected.std() > 0.2 and not np.allclose(whole, np.rint(expected))  # fractions, rounded at random
+    assert np.all((whole == np.floor(expected)) | (whole == np.floor(expected) + 1))
+    frac = expected - np.floor(expected)
+    assert abs(whole.sum() - expected.sum()) < 4 * np.sqrt(np.sum(frac * (1 - frac)))
+    # the draw is the latent's: the same input rounds the same way, another latent another way
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(generator(x)), keras.ops.convert_to_numpy(generator(x)))
+    other = x.copy()
+    other[..., 0] = rng.normal(size=x[..., 0].shape)
+    assert not np.array_equal(keras.ops.convert_to_numpy(generator(other)), keras.ops.convert_to_numpy(expected_net(other)))
+    generator.save(tmp_path / "g.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "g.keras")(x)),
+                                  keras.ops.convert_to_numpy(generator(x)))
+
+
+def test_whole_particles_are_refused_above_level_one():
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m2"]["whole_particles"] = True
+    with pytest.raises(InputError, match=r"m2\.whole_particles rounds level 1 to whole particles; M2 makes level 2"):
+        parse_config(table)
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda t: t["m1"].update(upscaler="split"), 'm1.upscaler = "split" conserves counts, so it needs pyramid.mean'),
     (lambda t: t["pyramid"].update(mean="count"), "pyramid.mean: expected one of transformed, counts. Received: 'count'"),

@@ -33,12 +33,14 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
         return build_cube_generator(m.latent_dim, scale.side(config.pyramid), m.dense_units, m.initial_size,
                                     m.generator_filters, m.generator_strides, **common)
     channels = windows.context_channels(NDIM, scale.conditional)
-    residual = {}
+    output = {}  # the output head: residual or split, then whole particles
     if scale.conditional and m.upscaler in ("residual", "split"):
-        residual = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m))
+        output = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m))
     if scale.conditional and m.upscaler == "split":
-        residual["split_transform"] = dataclasses.asdict(config.transform)
-    return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **residual)
+        output["split_transform"] = dataclasses.asdict(config.transform)
+    if m.whole_particles:
+        output["whole_transform"] = dataclasses.asdict(config.transform)
+    return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **output)
 
 
 def residual_bound(config: Config, model_config: ModelConfig) -> float:

@@ -17,6 +17,7 @@ from keras import layers
 
 from nbgan_app.models.blocks import conv_block, conv_layer, conv_stack
 from nbgan_app.models.residual import ConsistentResidual, CountSplit
+from nbgan_app.models.whole import WholeParticles
 
 # The residual output's last convolution starts this small (std of its weights),
 # so an untrained up-scaler returns nearly the up-sampled condition.
@@ -69,7 +70,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
                           kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
                           output_activation: str = "relu", merge: bool = False, ndim: int = 3,
                           residual_factor: int | None = None, residual_bound: float = 1.0,
-                          split_transform: dict | None = None, name: str = "generator") -> keras.Model:
+                          split_transform: dict | None = None, whole_transform: dict | None = None,
+                          name: str = "generator") -> keras.Model:
     """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
 
     The input's channel 0 is the latent cube (N(0, 1) per voxel), the others
@@ -79,7 +81,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     consistent residual with |r| < `residual_bound` (or, given `split_transform`,
     {"kind", "c", "scale"}, its count split: `models.residual.CountSplit`), and
     `output_activation` is not used; otherwise the last layer goes through
-    `output_activation`.
+    `output_activation`. Given `whole_transform` (the transform's fields), the patch
+    is then rounded to whole particles (`models.whole.WholeParticles`).
     """
     _check_output(filters)
     x_in = keras.Input((patch,) * ndim + (1 + context_channels,), name="latent_and_context")
@@ -95,4 +98,6 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
         else:
             out = CountSplit(residual_factor, residual_bound, **split_transform, dtype="float32",
                              name="output")([x_in, h])
+    if whole_transform is not None:
+        out = WholeParticles(**whole_transform, dtype="float32", name="whole_particles")([x_in, out])
     return keras.Model(x_in, out, name=name)

@@ -12,6 +12,11 @@ particle counts, e.g. cloud-in-cell densities).
 The rounding draws depend only on (seed, level, cube, patch index)
 (`noise.patch_uniform`), as the latents do, so a file and the same cubes made
 in memory agree bit for bit in any order, batch size, resume or worker split.
+
+A generator with `whole_particles` (`models.whole`) already writes whole
+particles; its counts come back from the transform within float32 round-off
+of whole numbers, and such voxels are taken to those numbers rather than
+rounded again.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ def patch_counts(values: np.ndarray, config: Config, level: int, seed: int, cube
     counts = backward(values, config.transform)
     if not whole(config, level):
         return counts
-    return np.floor(counts + noise.patch_uniform(seed, level, cube, index, counts.shape)).astype(np.float32)
+    nearest = np.rint(counts)
+    already = np.isclose(counts, nearest, rtol=1e-5, atol=1e-5)
+    rounded = np.floor(counts + noise.patch_uniform(seed, level, cube, index, counts.shape))
+    return np.where(already, nearest, rounded).astype(np.float32)
 
 
 def level_counts(values: np.ndarray, config: Config, level: int, patch: int, seed: int) -> np.ndarray:
