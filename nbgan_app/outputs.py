@@ -26,20 +26,22 @@ from typing import Iterator
 from nbgan_app.errors import InputError
 
 
-def _check_writable_dir(path: Path) -> None:
+def _check_writable_dir(path: Path, what: str = "output directory") -> None:
     if not path.is_dir():
-        raise InputError(f"cannot create output directory {path}: it exists and is not a directory")
+        raise InputError(f"cannot create {what} {path}: it exists and is not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"output directory {path} is not writable")
+        raise InputError(f"{what} {path} is not writable")
 
 
-def _missing_parent(path: Path) -> InputError:
-    return InputError(f"cannot create output directory {path}: its parent directory {path.parent} does not exist "
+def _missing_parent(path: Path, what: str = "output directory") -> InputError:
+    return InputError(f"cannot create {what} {path}: its parent directory {path.parent} does not exist "
                       "(create it first, or check the path for a typo)")
 
 
-def check_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
+def check_output_dir(path: str | os.PathLike, parents: bool = False, what: str = "output directory") -> Path:
     """Check, creating nothing, that `ensure_writable_dir(path, parents)` would succeed.
+
+    `what` names the directory in messages ("run directory").
 
     Raises:
         InputError: `path` exists and is not a writable directory, or it is
@@ -48,18 +50,18 @@ def check_output_dir(path: str | os.PathLike, parents: bool = False) -> Path:
     """
     path = Path(path)
     if path.exists():
-        _check_writable_dir(path)
+        _check_writable_dir(path, what)
         return path
     parent = path.parent
     if parents:
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
     elif not parent.exists():
-        raise _missing_parent(path)
+        raise _missing_parent(path, what)
     if not parent.is_dir():
-        raise InputError(f"cannot create output directory {path}: {parent} is not a directory")
+        raise InputError(f"cannot create {what} {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot create output directory {path}: {parent} is not writable")
+        raise InputError(f"cannot create {what} {path}: {parent} is not writable")
     return path
 
 

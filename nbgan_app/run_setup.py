@@ -9,7 +9,6 @@ config.json = {"config": `config.to_dict` of the resolved config, "run":
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from nbgan_app import rundir, scales
 from nbgan_app.config import Config, parse_saved_config, project_root, to_dict
 from nbgan_app.errors import InputError
+from nbgan_app.outputs import check_output_dir
 
 
 def _comparable(table: dict, scale: str) -> dict:
@@ -49,31 +49,6 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
     return ""
 
 
-def _check_place(run_dir: Path, parents: bool) -> None:
-    """InputError unless `run_dir` is a writable directory or could be made one (creating nothing).
-
-    Without `parents`, a missing run directory's parent must exist: a typo in
-    --run-dir then names the missing parent instead of making directories.
-    """
-    if run_dir.exists():
-        if not run_dir.is_dir():
-            raise InputError(f"run directory {run_dir} exists and is not a directory")
-        if not os.access(run_dir, os.W_OK | os.X_OK):
-            raise InputError(f"run directory {run_dir} is not writable")
-        return
-    parent = run_dir.parent
-    if parents:
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-    elif not parent.exists():
-        raise InputError(f"cannot create run directory {run_dir}: its parent {run_dir.parent} does not exist "
-                         "(create it first, or check the path for a typo)")
-    if not parent.is_dir():
-        raise InputError(f"cannot create run directory {run_dir}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot create run directory {run_dir}: {parent} is not writable")
-
-
 def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, parents: bool = True,
                   lock: bool = True) -> Path:
     """Every check `prepare_run_dir` makes, creating and writing nothing.
@@ -85,7 +60,8 @@ def check_run_dir(config: Config, scale: str, run_dir: Path, backend: str, paren
     of a multi-process run, whose chief holds it).
     """
     run_dir = Path(run_dir)
-    _check_place(run_dir, parents)
+    # without parents, a missing run directory's parent must exist: a typo in --run-dir names it
+    check_output_dir(run_dir, parents, what="run directory")
     path = run_dir / rundir.CONFIG
     if path.exists():
         saved = rundir.read_json(path)
