@@ -25,8 +25,8 @@ from nbgan_app.stats.scores import FLOOR_MIN
 class StudyConfig:
     """What the study trains, generates and scores."""
 
-    eval_boxes: int = 8  # held-out PM boxes, fresh seeds never used for training (>= 4: the floor needs halves of 2)
-    n_fake: int = 8  # cubes generated per method
+    eval_boxes: int = 32  # held-out PM boxes, fresh seeds never used for training (>= 4: the floor needs halves of 2)
+    n_fake: int = 32  # cubes generated per method
     minutes_per_model: float = 12.0  # wall-clock training budget of one model
     max_steps: int = 100_000  # step budget of one model (whichever of the two ends first)
     uni_budget_factor: float = 3.0  # Mu's budget in units of one model's (3 = the whole chain's)
