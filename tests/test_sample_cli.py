@@ -288,28 +288,34 @@ def test_bad_numbers_exit_2_and_touch_nothing(tiny_runs, tmp_path, capsys):
     assert files_in(tmp_path) == before
 
 
-def test_overwrite_replaces_only_with_a_complete_file(tiny_runs, tmp_path, capsys, monkeypatch):
-    """A kill at any moment of `sample --overwrite` leaves the old complete result; success replaces it."""
+def interrupt_after(monkeypatch, calls: int, out, before: bytes) -> None:
+    """Make every generator call check that `out` still holds `before` (what a SIGKILL at that moment
+    would leave under the name), and the call after `calls` raise KeyboardInterrupt (Ctrl+C)."""
     from nbgan_app.sampling import runs as sampling_runs
 
-    out = tmp_path / "w.h5"
-    base = ["sample", "--chain", chain_of(tiny_runs, "3", "2", "1"), "--n", "2", "--out", str(out), "--quiet"]
-    assert main(base + ["--seed", "1"]) == 0
-    before = out.read_bytes()
-    real_wrap, calls = sampling_runs.keras_generator, {"n": 0}
+    real_wrap, made = sampling_runs.keras_generator, {"n": 0}
 
     def watched(model):
         generate = real_wrap(model)
 
         def call(x):
-            calls["n"] += 1
-            assert out.read_bytes() == before  # what a SIGKILL now would leave under the name
-            if calls["n"] > 1 + 4 + 5:  # M3, M2's 4 waves, 5 of M1's 10 waves
+            made["n"] += 1
+            assert out.read_bytes() == before
+            if made["n"] > calls:
                 raise KeyboardInterrupt
             return generate(x)
         return call
 
     monkeypatch.setattr(sampling_runs, "keras_generator", watched)
+
+
+def test_overwrite_replaces_only_with_a_complete_file(tiny_runs, tmp_path, capsys, monkeypatch):
+    """A kill at any moment of `sample --overwrite` leaves the old complete result; success replaces it."""
+    out = tmp_path / "w.h5"
+    base = ["sample", "--chain", chain_of(tiny_runs, "3", "2", "1"), "--n", "2", "--out", str(out), "--quiet"]
+    assert main(base + ["--seed", "1"]) == 0
+    before = out.read_bytes()
+    interrupt_after(monkeypatch, 1 + 4 + 5, out, before)  # M3, M2's 4 waves, 5 of M1's 10 waves
     assert main(base + ["--seed", "2", "--overwrite"]) == 130
     assert files_in(tmp_path) == {"w.h5": before}  # the old file, and no temporary one left
     monkeypatch.undo()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_sample_cli import bad, files_in, read
+from test_sample_cli import bad, files_in, interrupt_after, read
 
 from nbgan_app.cli import main
 from nbgan_app.cubes import write_cube
@@ -42,25 +42,10 @@ def test_a_bad_seed_writes_nothing_and_the_rerun_works(tiny_runs, low, tmp_path,
 
 
 def test_overwrite_replaces_only_with_a_complete_file(tiny_runs, low, tmp_path, monkeypatch):
-    from nbgan_app.sampling import runs as sampling_runs
-
     out = tmp_path / "up.h5"
     assert main(upscale(tiny_runs, low, out, "--seed", "1")) == 0
     before, everything = out.read_bytes(), files_in(tmp_path)
-    real_wrap, calls = sampling_runs.keras_generator, {"n": 0}
-
-    def watched(model):
-        generate = real_wrap(model)
-
-        def call(x):
-            calls["n"] += 1
-            assert out.read_bytes() == before  # what a SIGKILL now would leave under the name
-            if calls["n"] > 4:  # 4 of the 10 waves
-                raise KeyboardInterrupt
-            return generate(x)
-        return call
-
-    monkeypatch.setattr(sampling_runs, "keras_generator", watched)
+    interrupt_after(monkeypatch, 4, out, before)  # 4 of the 10 waves
     assert main(upscale(tiny_runs, low, out, "--seed", "2", "--overwrite")) == 130
     assert files_in(tmp_path) == everything  # the old result, and no temporary file left
     monkeypatch.undo()
