@@ -140,6 +140,9 @@ class PatchModelConfig(ModelConfig):
     # Level-1 generators (m1, mu) only: round the output to whole particles inside the model, in
     # training as in sampling, with the gradient straight through (models/whole.py, docs/quality.md)
     whole_particles: bool = False
+    # Half-width in cells of the binomial kernel that smooths the latent channel inside the generator,
+    # each voxel kept N(0, 1) (models/latent.py); 0 = white noise, one draw per voxel (the thesis)
+    latent_smoothing: int = 0
 
 
 @dataclass(frozen=True)
@@ -344,6 +347,9 @@ def _check_models(config: Config) -> None:
         if not scale.whole_cube and model.critic_count_unit < 0:
             raise InputError(f"{name}.critic_count_unit: expected particles per unit > 0, or 0 for no count "
                              f"channel. Received: {model.critic_count_unit}")
+        if not scale.whole_cube and not 0 <= 2 * model.latent_smoothing < config.pyramid.patch:
+            raise InputError(f"{name}.latent_smoothing: expected a half-width in cells from 0 (none) to below "
+                             f"half the patch side {config.pyramid.patch}. Received: {model.latent_smoothing}")
         if not scale.whole_cube and model.whole_particles and scale.level != 1:
             raise InputError(f"{name}.whole_particles rounds level 1 to whole particles; {scale.title} makes "
                              f"level {scale.level}, whose voxels hold block means")

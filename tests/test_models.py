@@ -328,6 +328,49 @@ def test_a_whole_particle_generator_rounds_its_expected_counts_by_its_latent_and
                                   keras.ops.convert_to_numpy(generator(x)))
 
 
+@pytest.mark.backends
+def test_a_smoothed_latent_is_unit_normal_per_voxel_correlated_over_cells_and_saves(tmp_path):
+    """latent_smoothing: the generator's layers see its latent N(0, 1) at every voxel, the patch's
+    corners included, correlated with its neighbours; the context channels pass untouched."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.models.latent import SmoothLatent
+
+    x = np.random.default_rng(0).standard_normal((3000, 8, 8, 8, 2)).astype("float32")
+    y = keras.ops.convert_to_numpy(SmoothLatent(2)(x))
+    np.testing.assert_array_equal(y[..., 1], x[..., 1])
+    z = y[..., 0]
+    for voxel in ((0, 0, 0), (4, 4, 4), (7, 0, 3)):
+        assert abs(z[(slice(None),) + voxel].std() - 1) < 0.05
+    lag1 = np.mean(z[:, 3:5, 3:5, 3:5] * z[:, 4:6, 3:5, 3:5])
+    assert 0.7 < lag1 < 0.9 and abs(np.mean(x[:, 1:, :, :, 0] * x[:, :-1, :, :, 0])) < 0.01
+
+    config = _config("tiny")
+    m1 = dataclasses.replace(config.m1, latent_smoothing=1)
+    generator = build_generator(m1, "1", config)
+    assert any(isinstance(layer, SmoothLatent) for layer in generator.layers)
+    assert generator.count_params() == build_generator(config.m1, "1", config).count_params()
+    inputs = np.random.default_rng(1).normal(size=(2,) + (config.pyramid.patch,) * 3
+                                             + (generator.input_shape[-1],)).astype("float32")
+    generator.save(tmp_path / "g.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "g.keras")(inputs)),
+                               keras.ops.convert_to_numpy(generator(inputs)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [-1, 2])
+def test_a_latent_smoothing_past_half_the_patch_is_refused(value):
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m1"]["latent_smoothing"] = value
+    with pytest.raises(InputError, match=rf"m1\.latent_smoothing: expected a half-width .* patch side 4\. "
+                                         rf"Received: {value}"):
+        parse_config(table)
+
+
 def test_whole_particles_are_refused_above_level_one():
     from nbgan_app.config import parse_config, read_toml
     from nbgan_app.errors import InputError

@@ -40,7 +40,8 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
         output["split_transform"] = dataclasses.asdict(config.transform)
     if m.whole_particles:
         output["whole_transform"] = dataclasses.asdict(config.transform)
-    return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **output)
+    return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **output,
+                                 latent_smoothing=m.latent_smoothing)
 
 
 def residual_bound(config: Config, model_config: ModelConfig) -> float:

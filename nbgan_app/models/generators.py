@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from nbgan_app.models.blocks import conv_block, conv_layer, conv_stack
+from nbgan_app.models.latent import SmoothLatent
 from nbgan_app.models.residual import ConsistentResidual, CountSplit
 from nbgan_app.models.whole import WholeParticles
 
@@ -71,7 +72,7 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
                           output_activation: str = "relu", merge: bool = False, ndim: int = 3,
                           residual_factor: int | None = None, residual_bound: float = 1.0,
                           split_transform: dict | None = None, whole_transform: dict | None = None,
-                          name: str = "generator") -> keras.Model:
+                          latent_smoothing: int = 0, name: str = "generator") -> keras.Model:
     """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
 
     The input's channel 0 is the latent cube (N(0, 1) per voxel), the others
@@ -82,11 +83,14 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     {"kind", "c", "scale"}, its count split: `models.residual.CountSplit`), and
     `output_activation` is not used; otherwise the last layer goes through
     `output_activation`. Given `whole_transform` (the transform's fields), the patch
-    is then rounded to whole particles (`models.whole.WholeParticles`).
+    is then rounded to whole particles (`models.whole.WholeParticles`). With
+    `latent_smoothing` w > 0 the layers see the latent smoothed over about w cells
+    (`models.latent.SmoothLatent`).
     """
     _check_output(filters)
     x_in = keras.Input((patch,) * ndim + (1 + context_channels,), name="latent_and_context")
-    x = conv_stack(x_in, filters[:-1], [1] * (len(filters) - 1), architecture, kernel_sizes, activation,
+    x = SmoothLatent(latent_smoothing, name="smooth_latent")(x_in) if latent_smoothing else x_in
+    x = conv_stack(x, filters[:-1], [1] * (len(filters) - 1), architecture, kernel_sizes, activation,
                    residual=architecture == "inception_residual", merge=merge)
     if residual_factor is None:
         out = _output(x, architecture, kernel_sizes, 1, False, merge, output_activation, len(filters) - 1)

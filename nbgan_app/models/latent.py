@@ -1,0 +1,66 @@
+"""A smoothed latent channel for the patch generators (M2, M1, Mu).
+
+The latent a patch generator is given is white: one N(0, 1) draw per voxel
+(`sampling.noise`). An up-scaler that turns it into structure keeps its grain,
+one cell across, where N-body cells cluster over several (docs/quality.md: the
+shipped M1's power above k = 2 h/Mpc is all its noise's). `SmoothLatent`
+blurs the latent inside the model with a binomial kernel of 2w + 1 cells per
+axis (w = `latent_smoothing`; w = 2 has a standard deviation of one cell),
+zero beyond the patch, and rescales each voxel to unit variance, so the noise
+stays N(0, 1) per voxel but correlated over about w cells. The draws, their
+keys and the sampling contract are unchanged; only the network's view of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+def binomial_kernel(half_width: int) -> np.ndarray:
+    """The normalised binomial kernel C(2w, i) / 4^w, i = 0..2w (float64)."""
+    n = 2 * half_width
+    return np.array([math.comb(n, i) for i in range(n + 1)], np.float64) / 4.0 ** half_width
+
+
+@keras.saving.register_keras_serializable(package="nbgan")
+class SmoothLatent(layers.Layer):
+    """(B, p..., C) generator input -> the same with channel 0 (the latent) smoothed, float32.
+
+    Args:
+        half_width: w, the kernel's half-width in cells (>= 1).
+    """
+
+    def __init__(self, half_width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.half_width = int(half_width)
+
+    def build(self, input_shape):
+        ndim, side = len(input_shape) - 2, int(input_shape[1])
+        kernel = binomial_kernel(self.half_width)
+        # the variance of the smoothed white noise at each voxel, zero beyond the patch: per axis,
+        # the sum of the squared kernel weights that fall inside; 1 / its root makes every voxel N(0, 1)
+        inside = np.convolve(np.ones(side), kernel ** 2, mode="same")
+        scale = 1.0 / np.sqrt(inside)
+        grid = scale.reshape((side,) + (1,) * (ndim - 1))
+        for axis in range(1, ndim):
+            grid = grid * scale.reshape((1,) * axis + (side,) + (1,) * (ndim - 1 - axis))
+        self._scale = grid[None, ..., None].astype(np.float32)
+        self._kernels = [kernel.reshape((1,) * axis + (kernel.size,) + (1,) * (ndim - 1 - axis) + (1, 1))
+                         .astype(np.float32) for axis in range(ndim)]
+
+    def call(self, x):
+        x = ops.cast(x, "float32")
+        z = x[..., :1]
+        for kernel in self._kernels:
+            z = ops.conv(z, ops.convert_to_tensor(kernel), strides=1, padding="same")
+        return ops.concatenate([z * ops.convert_to_tensor(self._scale), x[..., 1:]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "half_width": self.half_width}
