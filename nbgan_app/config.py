@@ -138,7 +138,8 @@ class PatchModelConfig(ModelConfig):
     # cells of thousands of particles at little cost to its critic (docs/quality.md).
     critic_count_unit: float = 0.0
     # Level-1 generators (m1, mu) only: round the output to whole particles inside the model, in
-    # training as in sampling, with the gradient straight through (models/whole.py, docs/quality.md)
+    # training as in sampling, with the gradient straight through (models/whole.py). It made M1 worse
+    # on both up-scalers (docs/quality.md) and stays for the ablation
     whole_particles: bool = False
     # Half-width in cells of the binomial kernel that smooths the latent channel inside the generator,
     # each voxel kept N(0, 1) (models/latent.py); 0 = white noise, one draw per voxel (the thesis)

@@ -14,7 +14,9 @@ CDF of the voxel's own latent, so u is uniform on [0, 1) and a generator's
 output is a function of its input (the same patch in training, in a sample
 file and in memory, on every backend, with no random state in the model).
 The gradient goes straight through (Bengio et al. 2013): the generator
-learns the expected counts whose rounding looks like the data.
+learns the expected counts whose rounding looks like the data. In the
+ablation this made M1 worse with either up-scaler (docs/quality.md), so no
+shipped config uses it.
 """
 
 from __future__ import annotations
