@@ -142,7 +142,8 @@ class PatchModelConfig(ModelConfig):
     # on both up-scalers (docs/quality.md) and stays for the ablation
     whole_particles: bool = False
     # Half-width in cells of the binomial kernel that smooths the latent channel inside the generator,
-    # each voxel kept N(0, 1) (models/latent.py); 0 = white noise, one draw per voxel (the thesis)
+    # each voxel kept N(0, 1) (models/latent.py); 0 = white noise, one draw per voxel (the thesis).
+    # M1 came apart sooner with it (docs/quality.md); it stays for the ablation
     latent_smoothing: int = 0
 
 
