@@ -143,7 +143,7 @@ class PatchModelConfig(ModelConfig):
     whole_particles: bool = False
     # Half-width in cells of the binomial kernel that smooths the latent channel inside the generator,
     # each voxel kept N(0, 1) (models/latent.py); 0 = white noise, one draw per voxel (the thesis).
-    # M1 came apart sooner with it (docs/quality.md); it stays for the ablation
+    # The residual M1 came apart sooner with it; the count split's peaks improved (docs/quality.md)
     latent_smoothing: int = 0
 
 

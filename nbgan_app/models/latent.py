@@ -9,8 +9,8 @@ axis (w = `latent_smoothing`; w = 2 has a standard deviation of one cell),
 zero beyond the patch, and rescales each voxel to unit variance, so the noise
 stays N(0, 1) per voxel but correlated over about w cells. The draws, their
 keys and the sampling contract are unchanged; only the network's view of them.
-In the ablation M1 came apart sooner with it (docs/quality.md), so no shipped
-config uses it.
+In the ablation the residual M1 came apart sooner with it, and the count split
+halved its peak error (docs/quality.md); no shipped config uses it yet.
 """
 
 from __future__ import annotations
