@@ -15,6 +15,7 @@ halved its peak error (docs/quality.md); no shipped config uses it yet.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -45,21 +46,19 @@ class SmoothLatent(layers.Layer):
         kernel = binomial_kernel(self.half_width)
         # the variance of the smoothed white noise at each voxel, zero beyond the patch: per axis,
         # the sum of the squared kernel weights that fall inside; 1 / its root makes every voxel N(0, 1)
-        inside = np.convolve(np.ones(side), kernel ** 2, mode="same")
-        scale = 1.0 / np.sqrt(inside)
-        grid = scale.reshape((side,) + (1,) * (ndim - 1))
-        for axis in range(1, ndim):
-            grid = grid * scale.reshape((1,) * axis + (side,) + (1,) * (ndim - 1 - axis))
-        self._scale = grid[None, ..., None].astype(np.float32)
-        self._kernels = [kernel.reshape((1,) * axis + (kernel.size,) + (1,) * (ndim - 1 - axis) + (1, 1))
-                         .astype(np.float32) for axis in range(ndim)]
+        scale = 1.0 / np.sqrt(np.convolve(np.ones(side), kernel ** 2, mode="same"))
+        grid = functools.reduce(np.multiply.outer, [scale] * ndim)
+        # constants made once, not converted from NumPy at every call (a host copy per step on a GPU)
+        self._scale = ops.convert_to_tensor(grid[None, ..., None].astype(np.float32))
+        self._kernels = [ops.convert_to_tensor(kernel.reshape((1,) * axis + (kernel.size,) + (1,) * (ndim - 1 - axis)
+                                                              + (1, 1)).astype(np.float32)) for axis in range(ndim)]
 
     def call(self, x):
         x = ops.cast(x, "float32")
         z = x[..., :1]
         for kernel in self._kernels:
-            z = ops.conv(z, ops.convert_to_tensor(kernel), strides=1, padding="same")
-        return ops.concatenate([z * ops.convert_to_tensor(self._scale), x[..., 1:]], axis=-1)
+            z = ops.conv(z, kernel, strides=1, padding="same")
+        return ops.concatenate([z * self._scale, x[..., 1:]], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape
