@@ -180,6 +180,9 @@ class TrainConfig:
     # momentum of an exponential moving average of the generator's weights, which checkpoints
     # save for sampling and evaluation (0: off, the raw weights)
     generator_ema: float = 0.0
+    # both learning rates fall linearly from their values to 0 at this generator step (0: constant);
+    # a generator that drifts after its best steps takes ever smaller steps instead
+    decay_steps: int = 0
     precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
     jit_compile: str = "auto"  # "auto" | "on" | "off"
 
@@ -391,6 +394,9 @@ def _check_train(train: TrainConfig) -> None:
         _positive(f"train.{key}", getattr(train, key))
     if train.seed < 0:
         raise InputError(f"train.seed: expected >= 0. Received: {train.seed}")
+    if train.decay_steps < 0:
+        raise InputError(f"train.decay_steps: expected generator steps to decay over, or 0 for constant "
+                         f"learning rates. Received: {train.decay_steps}")
     for key in ("eval_every", "checkpoint_every"):
         # logged losses are means over log intervals; these must fall on their boundaries
         if getattr(train, key) % train.log_every:

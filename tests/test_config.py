@@ -196,6 +196,7 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["train"].update(critic_learning_rate=0.0), "train.critic_learning_rate: expected > 0"),
     (lambda t: t["train"].update(gp_weight=-10.0), "train.gp_weight: expected > 0"),
     (lambda t: t["train"].update(seed=-1), "train.seed: expected >= 0"),
+    (lambda t: t["train"].update(decay_steps=-100), "train.decay_steps: expected generator steps"),
     (lambda t: t["train"].update(eval_samples=1), "train.eval_samples: expected >= 2"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),

@@ -155,6 +155,41 @@ def test_evaluation_upscales_as_nbgan_upscale_does_and_leaves_the_seed_state(tin
         np.testing.assert_array_equal(f["data"][()], fake)
 
 
+def test_decayed_learning_rates_fall_linearly_resume_exactly_and_stop_at_zero(tiny_config, tiny_cubes, tmp_path):
+    """train.decay_steps: both rates fall linearly to 0 at that generator step (the critic's over its
+    num_critic_steps updates per step), a resumed run continues the schedule, and past it the networks
+    stop moving."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.models.factory import build_optimizers
+    from nbgan_app.training import train
+
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, decay_steps=2))
+    critic_opt, generator_opt = build_optimizers(config.train)
+    n, lr = config.train.num_critic_steps, config.train.generator_learning_rate
+    for step, fraction in ((0, 1.0), (1, 0.5), (2, 0.0), (3, 0.0)):
+        generator_opt.iterations.assign(step)
+        critic_opt.iterations.assign(step * n)
+        assert float(keras.ops.convert_to_numpy(generator_opt.learning_rate)) == pytest.approx(lr * fraction)
+        assert float(keras.ops.convert_to_numpy(critic_opt.learning_rate)) == pytest.approx(
+            config.train.critic_learning_rate * fraction)
+
+    train(config, "2", tmp_path / "straight", steps=4, progress=False)
+    train(config, "2", tmp_path / "split", steps=2, progress=False)
+    train(config, "2", tmp_path / "split", steps=4, progress=False)
+    for a, b in zip(_variables(tmp_path / "straight")[1], _variables(tmp_path / "split")[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    weights = {}
+    for step in (2, 4):
+        path = dict(checkpoints.list_checkpoints(tmp_path / "split"))[step]
+        weights[step] = [keras.ops.convert_to_numpy(v) for v in
+                         keras.saving.load_model(path / "generator.keras", compile=False).trainable_variables]
+    for a, b in zip(weights[2], weights[4]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_generator_ema_resumes_exactly_and_is_what_checkpoints_sample(tiny_config, tiny_cubes, tmp_path):
     """With train.generator_ema the averages resume exactly, and generator.keras holds the averages,
     not the raw weights (which keep training)."""

@@ -95,14 +95,25 @@ def build_optimizers(train: TrainConfig):
     moment that forgets fast, because the critic the generator chases moves.
     The generator's optimizer keeps the moving average of `train.generator_ema`
     (Keras's own `use_ema`; its averages are optimizer variables, so checkpoints
-    restore them exactly).
+    restore them exactly). With `train.decay_steps` both learning rates fall
+    linearly to 0 at that generator step; the critic's optimizer counts
+    `num_critic_steps` updates per generator step, so its schedule is that many
+    times longer. The schedules read the optimizers' own step counters, which
+    checkpoints save, so a resumed run continues on the same schedule.
     """
     if train.optimizer == "adam":
-        def make(lr, name, **ema):
+        def optimizer(lr, name, **ema):
             return keras.optimizers.Adam(learning_rate=lr, beta_1=0.5, beta_2=0.9, name=name, **ema)
     else:
-        def make(lr, name, **ema):
+        def optimizer(lr, name, **ema):
             return keras.optimizers.RMSprop(learning_rate=lr, name=name, **ema)
+
+    def make(lr, updates_per_step, name, **ema):
+        if train.decay_steps:
+            lr = keras.optimizers.schedules.PolynomialDecay(lr, train.decay_steps * updates_per_step,
+                                                            end_learning_rate=0.0)
+        return optimizer(lr, name, **ema)
+
     ema = dict(use_ema=True, ema_momentum=train.generator_ema) if train.generator_ema > 0 else {}
-    return (make(train.critic_learning_rate, "critic_optimizer"),
-            make(train.generator_learning_rate, "generator_optimizer", **ema))
+    return (make(train.critic_learning_rate, train.num_critic_steps, "critic_optimizer"),
+            make(train.generator_learning_rate, 1, "generator_optimizer", **ema))
