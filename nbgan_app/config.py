@@ -159,6 +159,10 @@ class UpscalerConfig(PatchModelConfig):
     # logarithmic range). A bound near the data's own largest |r| keeps the generator from
     # inventing over-dense cells the data never has (docs/quality.md)
     residual_bound: float = 0.0
+    # the residual or split starts from the condition interpolated linearly between coarse voxels
+    # (block means kept) instead of copied into each block: a copy lacks power well below the coarse
+    # Nyquist frequency (models/residual.py)
+    interpolate_condition: bool = False
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,9 @@ def _check_models(config: Config) -> None:
             if model.residual_bound and model.upscaler == "direct":
                 raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
                                  f"{name}.upscaler is {model.upscaler!r}")
+            if model.interpolate_condition and model.upscaler == "direct":
+                raise InputError(f"{name}.interpolate_condition sets where the residual or split up-scaler "
+                                 f"starts; {name}.upscaler is {model.upscaler!r}")
             if model.upscaler == "split" and config.pyramid.mean != "counts":
                 raise InputError(f"{name}.upscaler = \"split\" conserves counts, so it needs pyramid.mean = "
                                  f"\"counts\" (pyramid.mean is {config.pyramid.mean!r})")

@@ -290,6 +290,67 @@ def test_a_count_split_upscaler_keeps_its_blocks_particles_and_saves(tmp_path):
 
 
 @pytest.mark.backends
+@pytest.mark.parametrize("upscaler", ["residual", "split"])
+def test_an_interpolated_condition_starts_the_upscaler_from_a_linear_interpolation_keeping_block_means(
+        upscaler, tmp_path):
+    """interpolate_condition: an untrained up-scaler gives the condition interpolated linearly between
+    coarse-voxel centres (scipy's order-1 zoom, edges held), shifted (residual, transformed space) or
+    scaled (split, counts) so that each block keeps its coarse value; trained weights keep the blocks
+    too, and the saved model keeps the setting."""
+    import dataclasses
+
+    import keras
+    from scipy import ndimage
+
+    from nbgan_app.pyramid import block_mean
+    from nbgan_app.transforms import backward, forward
+
+    config = _config("tiny")
+    m1 = dataclasses.replace(config.m1, upscaler=upscaler, residual_bound=4.0, interpolate_condition=True)
+    pyramid = dataclasses.replace(config.pyramid, mean="counts" if upscaler == "split" else "transformed")
+    config = dataclasses.replace(config, pyramid=pyramid, m1=m1)
+    generator = build_generator(config.m1, "1", config)
+    for variable in generator.trainable_variables:  # h = 0: the start alone
+        variable.assign(np.zeros(variable.shape, "float32"))
+    factor, rng = config.factor("1"), np.random.default_rng(0)
+    x = rng.normal(size=(3,) + (config.pyramid.patch,) * 3 + (generator.input_shape[-1],)).astype("float32")
+    mean = rng.gamma(0.5, 4.0, size=(3,) + (config.pyramid.patch // factor,) * 3)
+    coarse = forward(mean, config.transform)
+    x[..., -1] = np.repeat(np.repeat(np.repeat(coarse, factor, 1), factor, 2), factor, 3)
+    field = coarse if upscaler == "residual" else mean
+    linear = np.stack([ndimage.zoom(c, factor, order=1, mode="nearest", grid_mode=True) for c in field])
+    up = np.repeat(np.repeat(np.repeat(field, factor, 1), factor, 2), factor, 3)
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    if upscaler == "residual":
+        expected = linear + up - np.repeat(np.repeat(np.repeat(block_mean(linear, factor), factor, 1), factor, 2),
+                                           factor, 3)
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    else:
+        scaled = linear * up / np.repeat(np.repeat(np.repeat(block_mean(linear, factor), factor, 1), factor, 2),
+                                         factor, 3)
+        np.testing.assert_allclose(backward(y, config.transform), scaled, rtol=1e-4, atol=1e-4)
+    assert np.abs(y - x[..., -1]).max() > 0.02  # not the copy
+    for variable in generator.trainable_variables:
+        variable.assign(np.random.default_rng(1).normal(size=variable.shape).astype("float32"))
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    kept = block_mean(y, factor) if upscaler == "residual" else block_mean(backward(y, config.transform), factor)
+    np.testing.assert_allclose(kept, coarse if upscaler == "residual" else mean, rtol=1e-4, atol=1e-4)
+    generator.save(tmp_path / "g.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "g.keras")(x))[..., 0],
+                               y, rtol=1e-5, atol=1e-5)
+
+
+def test_an_interpolated_condition_needs_a_residual_or_split_upscaler():
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m1"].update(upscaler="direct", interpolate_condition=True)
+    with pytest.raises(InputError, match=re.escape("m1.interpolate_condition sets where the residual or split")):
+        parse_config(table)
+
+
+@pytest.mark.backends
 @pytest.mark.parametrize("scale", ["1", "uni"])
 def test_a_whole_particle_generator_rounds_its_expected_counts_by_its_latent_and_saves(scale, tmp_path):
     """whole_particles: the output is the transform of whole numbers, each the floor or the ceiling of

@@ -35,7 +35,8 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
     channels = windows.context_channels(NDIM, scale.conditional)
     output = {}  # the output head: residual or split, then whole particles
     if scale.conditional and m.upscaler in ("residual", "split"):
-        output = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m))
+        output = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m),
+                      interpolate=m.interpolate_condition)
     if scale.conditional and m.upscaler == "split":
         output["split_transform"] = dataclasses.asdict(config.transform)
     if m.whole_particles:

@@ -70,7 +70,7 @@ def build_cube_generator(latent_dim: int, cube_size: int, dense_units: int, init
 def build_patch_generator(patch: int, context_channels: int, filters, architecture: str = "inception_residual",
                           kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
                           output_activation: str = "relu", merge: bool = False, ndim: int = 3,
-                          residual_factor: int | None = None, residual_bound: float = 1.0,
+                          residual_factor: int | None = None, residual_bound: float = 1.0, interpolate: bool = False,
                           split_transform: dict | None = None, whole_transform: dict | None = None,
                           latent_smoothing: int = 0, name: str = "generator") -> keras.Model:
     """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
@@ -80,7 +80,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     With `residual_factor` f (up-scalers only: the context's last channel is
     the up-sampled coarse target) the output is `models.residual`'s
     consistent residual with |r| < `residual_bound` (or, given `split_transform`,
-    {"kind", "c", "scale"}, its count split: `models.residual.CountSplit`), and
+    {"kind", "c", "scale"}, its count split: `models.residual.CountSplit`), starting
+    from the linearly interpolated condition given `interpolate`, and
     `output_activation` is not used; otherwise the last layer goes through
     `output_activation`. Given `whole_transform` (the transform's fields), the patch
     is then rounded to whole particles (`models.whole.WholeParticles`). With
@@ -98,10 +99,11 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
         small = keras.initializers.RandomNormal(stddev=RESIDUAL_INIT_STD)
         h = conv_layer(ndim, 1, max(kernel_sizes), name=f"layer{len(filters) - 1}", kernel_initializer=small)(x)
         if split_transform is None:
-            out = ConsistentResidual(residual_factor, residual_bound, dtype="float32", name="output")([x_in, h])
+            out = ConsistentResidual(residual_factor, residual_bound, interpolate, dtype="float32",
+                                     name="output")([x_in, h])
         else:
-            out = CountSplit(residual_factor, residual_bound, **split_transform, dtype="float32",
-                             name="output")([x_in, h])
+            out = CountSplit(residual_factor, residual_bound, **split_transform, interpolate=interpolate,
+                             dtype="float32", name="output")([x_in, h])
     if whole_transform is not None:
         out = WholeParticles(**whole_transform, dtype="float32", name="whole_particles")([x_in, out])
     return keras.Model(x_in, out, name=name)
