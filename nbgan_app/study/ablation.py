@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -176,15 +177,21 @@ def curves_figure(out: Path, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     results = read_results(out)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=False)
-    for (key, records), style in zip(results.items(), ["-o", "-s", "-^", "-v", "-D", "-P", "-X", "-*"] * 3):
+    markers = "osv^DPX*"
+    # the legend goes under the panels, 4 variants a row, so that it never hides a curve
+    legend_rows = max(1, math.ceil(len(results) / 4))
+    legend_height = 0.16 * legend_rows + 0.1
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8 + legend_height), sharex=False)
+    for i, (key, records) in enumerate(results.items()):
         for ax, stat in zip(axes, ("psd", "mass_hist", "peak_hist")):
-            ax.plot([r["train_seconds"] / 60 for r in records], [r[stat] for r in records], style, label=key)
+            ax.plot([r["train_seconds"] / 60 for r in records], [r[stat] for r in records],
+                    f"-{markers[i % len(markers)]}", label=key)
     for ax, stat in zip(axes, ("power spectrum", "mass histogram", "peak histogram")):
         ax.set(title=stat, xlabel="training wall-clock (min)", ylabel="median |fractional error|", yscale="log")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / (3.8 + legend_height), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
