@@ -161,7 +161,8 @@ class UpscalerConfig(PatchModelConfig):
     residual_bound: float = 0.0
     # the residual or split starts from the condition interpolated linearly between coarse voxels
     # (block means kept) instead of copied into each block: a copy lacks power well below the coarse
-    # Nyquist frequency (models/residual.py)
+    # Nyquist frequency (models/residual.py). The residual M1 came apart with it; the count split's
+    # mass and peaks improved (docs/quality.md)
     interpolate_condition: bool = False
 
 
@@ -185,7 +186,8 @@ class TrainConfig:
     # save for sampling and evaluation (0: off, the raw weights)
     generator_ema: float = 0.0
     # both learning rates fall linearly from their values to 0 at this generator step (0: constant);
-    # a generator that drifts after its best steps takes ever smaller steps instead
+    # a generator that drifts after its best steps takes ever smaller steps instead. The shipped M1
+    # recipe came apart sooner with it (docs/quality.md)
     decay_steps: int = 0
     precision: str = "float32"  # "float32" | "mixed_bfloat16" | "mixed_float16"
     jit_compile: str = "auto"  # "auto" | "on" | "off"
