@@ -147,16 +147,21 @@ def test_config_round_trip_and_save_load_give_the_same_outputs(scale, tmp_path):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), expected, rtol=1e-5, atol=1e-6)
 
 
-def _consistent_input(rng, patch, channels, factor):
-    """Generator input whose last channel is an up-sampled coarse patch, as split_window builds it."""
+def _upsampled(a, factor):
+    """(B, s, s, s) -> (B, fs, fs, fs): each value copied into its factor^3 block (`windows.upsample`)."""
     import keras
 
-    from nbgan_app.pyramid import block_mean
     from nbgan_app.windows import upsample
 
+    return keras.ops.convert_to_numpy(upsample(np.asarray(a)[..., None], factor))[..., 0]
+
+
+def _consistent_input(rng, patch, channels, factor):
+    """Generator input whose last channel is an up-sampled coarse patch, as split_window builds it."""
+    from nbgan_app.pyramid import block_mean
+
     x = rng.normal(size=(3,) + (patch,) * 3 + (channels,)).astype("float32")
-    coarse = block_mean(x[..., -1], factor)
-    x[..., -1] = keras.ops.convert_to_numpy(upsample(coarse[..., None], factor))[..., 0]
+    x[..., -1] = _upsampled(block_mean(x[..., -1], factor), factor)
     return x
 
 
@@ -275,7 +280,7 @@ def test_a_count_split_upscaler_keeps_its_blocks_particles_and_saves(tmp_path):
     factor, rng = config.factor("1"), np.random.default_rng(0)
     x = rng.normal(size=(3,) + (config.pyramid.patch,) * 3 + (generator.input_shape[-1],)).astype("float32")
     mean = rng.gamma(0.5, 4.0, size=(3,) + (config.pyramid.patch // factor,) * 3)
-    x[..., -1] = np.repeat(np.repeat(np.repeat(forward(mean, config.transform), factor, 1), factor, 2), factor, 3)
+    x[..., -1] = _upsampled(forward(mean, config.transform), factor)
     y = keras.ops.convert_to_numpy(generator(x))[..., 0]
     assert np.abs(y - x[..., -1]).max() < 0.05
     for variable in generator.trainable_variables:
@@ -316,18 +321,16 @@ def test_an_interpolated_condition_starts_the_upscaler_from_a_linear_interpolati
     x = rng.normal(size=(3,) + (config.pyramid.patch,) * 3 + (generator.input_shape[-1],)).astype("float32")
     mean = rng.gamma(0.5, 4.0, size=(3,) + (config.pyramid.patch // factor,) * 3)
     coarse = forward(mean, config.transform)
-    x[..., -1] = np.repeat(np.repeat(np.repeat(coarse, factor, 1), factor, 2), factor, 3)
+    x[..., -1] = _upsampled(coarse, factor)
     field = coarse if upscaler == "residual" else mean
     linear = np.stack([ndimage.zoom(c, factor, order=1, mode="nearest", grid_mode=True) for c in field])
-    up = np.repeat(np.repeat(np.repeat(field, factor, 1), factor, 2), factor, 3)
+    up = _upsampled(field, factor)
     y = keras.ops.convert_to_numpy(generator(x))[..., 0]
     if upscaler == "residual":
-        expected = linear + up - np.repeat(np.repeat(np.repeat(block_mean(linear, factor), factor, 1), factor, 2),
-                                           factor, 3)
+        expected = linear + up - _upsampled(block_mean(linear, factor), factor)
         np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
     else:
-        scaled = linear * up / np.repeat(np.repeat(np.repeat(block_mean(linear, factor), factor, 1), factor, 2),
-                                         factor, 3)
+        scaled = linear * up / _upsampled(block_mean(linear, factor), factor)
         np.testing.assert_allclose(backward(y, config.transform), scaled, rtol=1e-4, atol=1e-4)
     assert np.abs(y - x[..., -1]).max() > 0.02  # not the copy
     for variable in generator.trainable_variables:
