@@ -181,7 +181,8 @@ def curves_figure(out: Path, path: Path) -> Path:
     # the legend goes under the panels, 4 variants a row, so that it never hides a curve
     legend_rows = max(1, math.ceil(len(results) / 4))
     legend_height = 0.16 * legend_rows + 0.1
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8 + legend_height), sharex=False)
+    height = 3.8 + legend_height
+    fig, axes = plt.subplots(1, 3, figsize=(13, height), sharex=False)
     for i, (key, records) in enumerate(results.items()):
         for ax, stat in zip(axes, ("psd", "mass_hist", "peak_hist")):
             ax.plot([r["train_seconds"] / 60 for r in records], [r[stat] for r in records],
@@ -191,7 +192,7 @@ def curves_figure(out: Path, path: Path) -> Path:
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, legend_height / (3.8 + legend_height), 1, 1))
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
