@@ -515,11 +515,39 @@ def project_root(config_path: str | Path) -> Path:
     return parent.parent if parent.name == "configs" else parent
 
 
-def load_config(path: str | Path) -> Config:
-    """Load and validate a TOML config; relative data paths resolve against `project_root(path)`."""
+def merge_tables(base: dict, top: dict) -> dict:
+    """`base` with `top`'s keys put in, table by table: a key `top` names replaces base's value, and
+    a table in both is merged the same way (so `[m1] upscaler = "split"` keeps [m1]'s other keys)."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge_tables(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def read_config_table(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's table, with its `base` (another config file, relative to this one's directory)
+    read first and this file's keys merged over it (`merge_tables`); a base may have a base."""
     path = Path(path)
-    table = read_toml(path)
-    return parse_config(table, project_root(path), path.resolve())
+    table = read_toml(path, "config file" if not _seen else f"base of {_seen[-1]}")
+    base = table.pop("base", None)
+    if base is None:
+        return table
+    if not isinstance(base, str):
+        raise InputError(f"{path}: base: expected the path of a config file. Received: {base!r}")
+    seen = (*_seen, path.resolve())
+    base_path = (path.parent / base).resolve()
+    if base_path in seen:
+        raise InputError(f"{path}: base {base} leads back to a file already read (a cycle of bases)")
+    return merge_tables(read_config_table(base_path, seen), table)
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a TOML config (with its `base`, if it names one: `read_config_table`);
+    relative data paths resolve against `project_root(path)`."""
+    path = Path(path)
+    return parse_config(read_config_table(path), project_root(path), path.resolve())
 
 
 def to_dict(config: Config) -> dict:

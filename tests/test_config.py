@@ -10,7 +10,7 @@ from nbgan_app.errors import InputError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["paper", "demo", "tiny"])
+@pytest.mark.parametrize("name", ["paper", "demo", "demo-counts", "tiny"])
 def test_shipped_configs_load_and_round_trip(name):
     config = load_config(ROOT / "configs" / f"{name}.toml")
     again = parse_config(json.loads(json.dumps(to_dict(config))), config.root, config.source)
@@ -58,6 +58,41 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("[train\nsteps=1")
     with pytest.raises(InputError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_a_base_config_is_read_first_and_merged_key_by_key(tmp_path):
+    (tmp_path / "configs").mkdir()
+    tiny = (ROOT / "configs" / "tiny.toml").read_text()
+    (tmp_path / "configs" / "tiny.toml").write_text(tiny)
+    (tmp_path / "configs" / "variant.toml").write_text(
+        'base = "tiny.toml"\n[train]\nsteps = 7\n[m1]\nlatent_smoothing = 1\n')
+    base = load_config(tmp_path / "configs" / "tiny.toml")
+    variant = load_config(tmp_path / "configs" / "variant.toml")
+    assert variant.train.steps == 7 and variant.m1.latent_smoothing == 1
+    # every key the variant does not name is the base's, within the tables it changes too
+    assert dataclasses.replace(variant.train, steps=base.train.steps) == base.train
+    assert dataclasses.replace(variant.m1, latent_smoothing=0) == base.m1
+    assert (variant.m3, variant.data, variant.root) == (base.m3, base.data, base.root)
+
+
+def test_the_count_chain_config_is_the_demo_with_its_own_keys():
+    demo = load_config(ROOT / "configs" / "demo.toml")
+    counts = load_config(ROOT / "configs" / "demo-counts.toml")
+    assert counts.pyramid.mean == "counts" and demo.pyramid.mean != "counts"
+    assert counts.m1.upscaler == counts.m2.upscaler == "split"
+    assert counts.data == demo.data and counts.m3 == demo.m3 and counts.transform == demo.transform
+
+
+@pytest.mark.parametrize("text, message", [
+    ('base = "missing.toml"\n', "no such base of"),
+    ('base = "self.toml"\n', "cycle of bases"),
+    ("base = 3\n", "base: expected the path"),
+])
+def test_bad_bases_are_named(tmp_path, text, message):
+    (tmp_path / "self.toml").write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_config(tmp_path / "self.toml")
+    assert "\n" not in str(info.value)
 
 
 def test_relative_paths_resolve_against_project_root():

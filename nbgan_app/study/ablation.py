@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgan_app.config import Config, parse_config, project_root, read_toml
+from nbgan_app.config import Config, parse_config, project_root, read_config_table, read_toml
 from nbgan_app.errors import InputError
 from nbgan_app.scales import of_section, scale as scale_of
 from nbgan_app.study.quality import score_row
@@ -44,7 +44,7 @@ def override(table: dict, overrides: dict) -> dict:
 
 
 def variant_config(base: Path, overrides: dict, steps: int) -> Config:
-    table = override(read_toml(base), {**overrides, "train.steps": steps})
+    table = override(read_config_table(base), {**overrides, "train.steps": steps})
     return parse_config(table, project_root(base), base.resolve())
 
 
