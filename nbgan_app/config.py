@@ -180,6 +180,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_every: int = 200
+    # cubes the monitor generates per evaluation: M3 and Mu draw this many, an up-scaler one per
+    # held-out cube at most (it up-scales their coarser level)
     eval_samples: int = 4
     checkpoint_every: int = 100
     # momentum of an exponential moving average of the generator's weights, which checkpoints

@@ -19,13 +19,19 @@ from nbgan_app.errors import InputError
 from nbgan_app.outputs import check_output_dir
 
 
+# [train] keys a resume may change: the step budget, and how often and with how many samples the
+# monitor scores the generator (evaluating draws on no training randomness, so neither changes a step)
+_RESUMABLE_TRAIN_KEYS = ("steps", "eval_every", "eval_samples")
+
+
 def _comparable(table: dict, scale: str) -> dict:
-    """The config without settings a resume may change: the step budget, the demo's own settings
+    """The config without settings a resume may change: `_RESUMABLE_TRAIN_KEYS`, the demo's own settings
     (steps per scale for `nbgan demo --train`, output place), and the other scales' architecture
     sections, none of which this scale's training reads."""
     others = {s.section for s in scales.ALL} - {scales.scale(scale).section}
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items() if k != "demo" and k not in others}
-    table.get("train", {}).pop("steps", None)
+    for key in _RESUMABLE_TRAIN_KEYS:
+        table.get("train", {}).pop(key, None)
     return table
 
 

@@ -202,13 +202,16 @@ def test_project_root_rule(tmp_path):
 
 
 def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
-    """[demo] only tells `nbgan demo --train` how far to train; a preset run resumes under new demo steps."""
+    """[demo] only tells `nbgan demo --train` how far to train, and the monitor's cadence and samples
+    change no training step: a preset run resumes under new ones."""
     from nbgan_app.run_setup import prepare_run_dir
 
     config = load_config(ROOT / "configs" / "tiny.toml")
     run = prepare_run_dir(config, "3", tmp_path / "run", "tensorflow")
     longer = dataclasses.replace(config, demo=dataclasses.replace(config.demo, steps_m3=10**6))
     assert prepare_run_dir(longer, "3", run, "tensorflow") == run
+    monitored = dataclasses.replace(config, train=dataclasses.replace(config.train, eval_every=4, eval_samples=64))
+    assert prepare_run_dir(monitored, "3", run, "tensorflow") == run
     faster = dataclasses.replace(config, train=dataclasses.replace(config.train, critic_learning_rate=1.0))
     with pytest.raises(InputError, match=r"train\.critic_learning_rate differs"):
         prepare_run_dir(faster, "3", run, "tensorflow")

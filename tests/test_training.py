@@ -24,6 +24,15 @@ def _losses(run_dir):
             for r in rundir.read_metrics(run_dir)]
 
 
+def _assert_trained_alike(run_a, run_b, steps):
+    """Both runs' newest checkpoints are at `steps` with equal variables, and their logged losses agree."""
+    (step_a, vars_a), (step_b, vars_b) = _variables(run_a), _variables(run_b)
+    assert step_a == step_b == steps and len(vars_a) == len(vars_b)
+    for a, b in zip(vars_a, vars_b):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_losses(run_a), _losses(run_b), rtol=1e-4, atol=1e-6)
+
+
 def test_run_directory_contents(tiny_config, tiny_cubes, tmp_path):
     from nbgan_app.training import train
 
@@ -49,12 +58,23 @@ def test_resume_is_exact(tiny_config, tiny_cubes, tmp_path, scale):
     train(tiny_config, scale, tmp_path / "straight", steps=4, progress=False)
     train(tiny_config, scale, tmp_path / "split", steps=2, progress=False)
     train(tiny_config, scale, tmp_path / "split", steps=4, progress=False)
-    step_a, vars_a = _variables(tmp_path / "straight")
-    step_b, vars_b = _variables(tmp_path / "split")
-    assert step_a == step_b == 4 and len(vars_a) == len(vars_b)
-    for a, b in zip(vars_a, vars_b):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(_losses(tmp_path / "straight"), _losses(tmp_path / "split"), rtol=1e-4, atol=1e-6)
+    _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
+
+
+def test_a_resume_may_change_how_the_monitor_scores_and_stays_exact(tiny_config, tiny_cubes, tmp_path):
+    """Evaluating draws on no training randomness: a run resumed with more monitor samples, scored at
+    other steps, trains exactly as one that never changed them, and its samples are the new monitor's."""
+    import dataclasses
+
+    from nbgan_app.training import train
+
+    monitor = dataclasses.replace(tiny_config.train, eval_every=1, eval_samples=3)
+    train(tiny_config, "3", tmp_path / "straight", steps=4, progress=False)
+    train(tiny_config, "3", tmp_path / "split", steps=2, progress=False)
+    train(dataclasses.replace(tiny_config, train=monitor), "3", tmp_path / "split", steps=4, progress=False)
+    _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
+    stats = json.loads((tmp_path / "split" / "samples" / "latest_stats.json").read_text())
+    assert stats["step"] == 4 and stats["fake"]["n_cubes"] == 3
 
 
 def test_should_stop_checkpoints_then_resumes_exactly(tiny_config, tiny_cubes, tmp_path):
