@@ -137,6 +137,9 @@ class PatchModelConfig(ModelConfig):
     # unit); 0 = none. The transform compresses dense cells, so without it a generator can invent
     # cells of thousands of particles at little cost to its critic (docs/quality.md).
     critic_count_unit: float = 0.0
+    # The critic's dense layers also see the log power spectrum of the target patch (transformed
+    # values, shells of the patch's fundamental; models/spectrum.py), as the released code's did
+    critic_spectrum: bool = False
     # Level-1 generators (m1, mu) only: round the output to whole particles inside the model, in
     # training as in sampling, with the gradient straight through (models/whole.py). It made M1 worse
     # on both up-scalers (docs/quality.md) and stays for the ablation

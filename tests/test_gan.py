@@ -92,10 +92,11 @@ def _weights(model):
 
 # One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch, and once
 # more with a critic focused on the target patch and 2 cells of context that also sees counts. Mu
-# rounds to whole particles: the generator still learns, through the rounding.
+# rounds to whole particles: the generator still learns, through the rounding. M1's critic sees the
+# target patch's power spectrum: the penalty's second derivatives pass through it.
 @pytest.mark.parametrize("scale, num_critic_steps, model", [
     ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}),
-    ("uni", 1, {"whole_particles": True})])
+    ("uni", 1, {"whole_particles": True}), ("1", 1, {"critic_spectrum": True})])
 def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, model):
     gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **model)
     before = (_weights(gan.generator), _weights(gan.critic))

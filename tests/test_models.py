@@ -263,6 +263,37 @@ def test_a_focused_critic_scores_the_target_and_its_margin_only_and_saves(tmp_pa
 
 
 @pytest.mark.backends
+def test_a_spectrum_critic_sees_the_target_patchs_shell_power_and_saves(tmp_path):
+    """`ShellPower` is log(EPS + the mean |FFT|^2 / p^3 over each shell of integer |k|) of channel 0's last
+    p^3 cells, as NumPy's FFT gives it; a critic with `critic_spectrum` feeds it to its dense layers."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.models.spectrum import EPS, ShellPower, shell_matrix
+
+    config = _config("tiny")
+    p = config.pyramid.patch
+    x = np.random.default_rng(0).lognormal(size=(2,) + (2 * p,) * 3 + (3,)).astype("float32")
+    patch = x[:, -p:, -p:, -p:, 0]
+    power = np.abs(np.fft.fftn(patch.astype(np.float64), axes=(1, 2, 3))) ** 2 / p**3
+    k = np.sqrt(sum(g**2 for g in np.meshgrid(*[np.fft.fftfreq(p, 1 / p)] * 3, indexing="ij")))
+    shells = np.rint(k).astype(int)
+    expected = np.stack([[power[i][shells == j].mean() for j in range(1, shells.max() + 1)] for i in range(2)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ShellPower(p)(x)), np.log(expected + EPS), rtol=1e-4,
+                               atol=1e-4)
+    assert shell_matrix(16, 3).shape == (16**3, 14)  # the demo's patch: 14 shells up to the corner
+    seeing = dataclasses.replace(config, m1=dataclasses.replace(config.m1, critic_spectrum=True))
+    critic = build_critic(seeing.m1, "1", seeing)
+    assert critic.get_layer("shell_power").output.shape[-1] == shells.max()
+    assert critic.count_params() > build_critic(config.m1, "1", config).count_params()
+    score = keras.ops.convert_to_numpy(critic(x))
+    critic.save(tmp_path / "critic.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "critic.keras")(x)),
+                               score, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.backends
 def test_a_count_split_upscaler_keeps_its_blocks_particles_and_saves(tmp_path):
     """upscaler = "split": the block means of the output's counts equal the coarse voxel's mean count
     at initialisation and after the weights move; an untrained one is the up-sampled condition."""

@@ -60,18 +60,20 @@ def build_critic(model_config: ModelConfig, scale: str | Scale, config: Config) 
     """The critic of `scale`: whole cubes for M3, (2p)^d windows (+ coarse channels for M2/M1) otherwise.
 
     A window critic with `critic_margin` m > 0 looks at the window's last (p + m)^d cells: the target
-    patch and m cells of its neighbours.
+    patch and m cells of its neighbours; with `critic_spectrum` it also sees the target patch's power
+    spectrum.
     """
     m, scale = model_config, scales.scale(scale)
-    crop = 0
+    crop = spectrum = 0
     if scale.whole_cube:
         side, channels = scale.side(config.pyramid), 1
     else:
         side, channels = 2 * config.pyramid.patch, windows.critic_channels(scale.conditional, bool(m.critic_count_unit))
         crop = config.pyramid.patch - m.critic_margin if m.critic_margin else 0
+        spectrum = config.pyramid.patch if m.critic_spectrum else 0
     return _build_critic(side, channels, m.critic_filters, m.critic_strides, m.critic_dense,
                          architecture=m.architecture, kernel_sizes=m.kernel_sizes, activation=ACTIVATION,
-                         ndim=NDIM, crop=crop, name=f"critic_{scale.name}")
+                         ndim=NDIM, crop=crop, spectrum_side=spectrum, name=f"critic_{scale.name}")
 
 
 def build_gan(config: Config, scale: str | Scale):
