@@ -12,12 +12,17 @@ When an evaluation beats the run's best so far, its generator (the weights
 sampling uses, the moving average where one is kept) is written to
 
     best/step-<N>/generator.keras
-    best/step-<N>/meta.json        {"step": N, "monitor_error": e, "time": t}
+    best/step-<N>/meta.json        {"step": N, "monitor_error": e, "time": t, "eval_samples": n}
 
 under a temporary name, renamed into place, and only then are the older
 bests removed. Each new best has a lower error than every older one, so a
 reader that takes the lowest error is right even between those two moves.
 The training state is untouched: a resumed run is still exact.
+
+An error is only comparable with errors from as many generated cubes (`n`,
+`train.eval_samples` or, for an up-scaler, the monitor boxes). A run resumed
+with another `n` scores its kept best again first (`rescore`); a best whose
+meta.json records no `n` (written before runs recorded it) is scored again once.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 from nbgan_app import checkpoints
+from nbgan_app.rundir import write_json_atomic
 
 BEST = "best"
 # the statistics whose errors make up the monitor error (`stats.registry` names)
@@ -63,15 +70,16 @@ def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
     return step, directory, error
 
 
-def keep_if_best(run_dir: Path, generator, step: int, error: float) -> bool:
-    """Write `generator` as the run's best when `error` is below the best so far; True if it was written."""
+def keep_if_best(run_dir: Path, generator, step: int, error: float, samples: int | None = None) -> bool:
+    """Write `generator` as the run's best when `error` (from `samples` generated cubes) is below the best
+    so far; True if it was written."""
     current = read_best(run_dir)
     if current is not None and error >= current[2]:
         return False
 
     def write(tmp: Path) -> None:
         generator.save(tmp / checkpoints.GENERATOR_FILE)
-        meta = {"step": step, "monitor_error": error, "time": time.time()}
+        meta = {"step": step, "monitor_error": error, "time": time.time(), "eval_samples": samples}
         (tmp / checkpoints.META_FILE).write_text(json.dumps(meta))
 
     # a resumed run re-evaluating the same step replaces that step's directory
@@ -81,3 +89,29 @@ def keep_if_best(run_dir: Path, generator, step: int, error: float) -> bool:
         if older != final:
             shutil.rmtree(older, ignore_errors=True)
     return True
+
+
+def rescore(run_dir: Path, samples: int, score: Callable[[int], float | None]) -> float | None:
+    """Put the kept best's error on the footing of `samples` generated cubes.
+
+    When its meta.json records another number (or none), `score(step)` gives the
+    best generator's error anew; it replaces the recorded one, which stays in
+    meta.json as `earlier_error` (with `earlier_eval_samples`), written
+    atomically. Returns the new error, or None when there was nothing to do
+    (no best, the same number, or `score` returned None).
+    """
+    current = read_best(run_dir)
+    if current is None:
+        return None
+    step, directory, _ = current
+    meta_path = directory / checkpoints.META_FILE
+    meta = json.loads(meta_path.read_text())
+    if meta.get("eval_samples") == samples:
+        return None
+    error = score(step)
+    if error is None:
+        return None
+    meta.update(earlier_error=meta["monitor_error"], earlier_eval_samples=meta.get("eval_samples"),
+                monitor_error=error, eval_samples=samples)
+    write_json_atomic(meta_path, meta)
+    return error

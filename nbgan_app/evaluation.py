@@ -12,7 +12,8 @@ The samples (counts) go to samples/latest.h5, their statistics and the real
 ones to samples/latest_stats.json, and the scores into the metrics record,
 with `monitor_error` (`best.monitor_error`). An evaluation that beats the
 run's best so far writes its generator to best/ (`best.keep_if_best`), which
-sampling then uses.
+sampling then uses. A run resumed with another `eval_samples` scores its kept
+best again first (`Evaluator.rescore_best`), so that it competes on equal terms.
 Latents come from `sampling.noise` keyed by a seed of (train.seed, step), not
 from the GAN's own seed state, so evaluating never changes what training draws next.
 With `data.held_out = 0` there is nothing to score against, and the evaluation
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from nbgan_app import rundir, scales
-from nbgan_app.best import keep_if_best, monitor_error
+from nbgan_app.best import keep_if_best, monitor_error, rescore
 from nbgan_app.config import Config
 from nbgan_app.cubes import write_cube
+from nbgan_app.errors import InputError
 from nbgan_app.pyramid import level_of
 from nbgan_app.scales import Scale
 from nbgan_app.transforms import backward
@@ -56,33 +58,63 @@ class Evaluator:
         self.given = level_of(config, held_out[:self.n], self.plans[0].side) if self.scale.conditional else None
 
     def __call__(self, gan, step: int) -> dict:
-        from nbgan_app.sampling.chain import sample_in_memory
-        from nbgan_app.sampling.particles import level_counts
         from nbgan_app.sampling.runs import keras_generator
-        from nbgan_app.stats.scores import compare
         from nbgan_app.stats.summary import summary
 
         if not self.enabled:
             return {}
-        seed = self.config.train.seed * 1_000_003 + step
-        generators = [None] * (len(self.plans) - 1) + [keras_generator(gan.generator)]
-        level = sample_in_memory(self.plans, generators, self.n, given=self.given, seed=seed, order="wavefront",
-                                 max_batch=self.config.sample.max_batch)
-        fake = level_counts(level, self.config, self.plans[-1].level, self.plans[-1].patch, seed)
+        fake, scores = self._score(keras_generator(gan.generator), step)
         self.samples.mkdir(exist_ok=True)
         write_cube(self.samples / rundir.LATEST_SAMPLES, fake, self.box_size, overwrite=True, step=step)
         stats = {"step": step, "real": summary(self.real, self.box_size), "fake": summary(fake, self.box_size)}
         record = {}
-        if len(self.real) >= 2 and len(fake) >= 2:
-            scores = compare(self.real, fake, self.box_size)
+        if scores is not None:
             stats["scores"] = scores
             record = flat_scores(scores)
             error = monitor_error(record)
             if error is not None:
                 record["monitor_error"] = error
-                keep_if_best(self.run_dir, gan.generator, step, error)
+                keep_if_best(self.run_dir, gan.generator, step, error, self.n)
         rundir.write_json_atomic(self.samples / rundir.LATEST_STATS, stats)
         return record
+
+    def rescore_best(self) -> None:
+        """Score the run's kept best again when its error came from another number of monitor samples.
+
+        Errors from 8 cubes and from 64 are not comparable (the fewer, the noisier: one M3's error
+        spanned 0.18-0.47 over sampling seeds with 8), so a run resumed under a new `eval_samples`
+        first puts its best on the new footing (`best.rescore`), with the seed of its own step.
+        """
+        from nbgan_app.sampling.chain import RunInfo
+        from nbgan_app.sampling.runs import load_generator
+
+        if not self.enabled:
+            return
+
+        def score(step: int) -> float | None:
+            try:
+                generator = load_generator(RunInfo(self.run_dir, self.scale.name, self.config), step)
+            except InputError:  # a damaged best: sampling passes it over and says so, training need not
+                return None
+            return monitor_error(flat_scores(self._score(generator, step)[1] or {}))
+
+        rescore(self.run_dir, self.n, score)
+
+    def _score(self, generator, step: int) -> tuple[np.ndarray, dict | None]:
+        """(the monitor's cubes of `generator` (numpy in, numpy out), in counts; their `compare` scores,
+        None with too few cubes). The latents' seed is the step's."""
+        from nbgan_app.sampling.chain import sample_in_memory
+        from nbgan_app.sampling.particles import level_counts
+        from nbgan_app.stats.scores import compare
+
+        seed = self.config.train.seed * 1_000_003 + step
+        generators = [None] * (len(self.plans) - 1) + [generator]
+        level = sample_in_memory(self.plans, generators, self.n, given=self.given, seed=seed, order="wavefront",
+                                 max_batch=self.config.sample.max_batch)
+        fake = level_counts(level, self.config, self.plans[-1].level, self.plans[-1].patch, seed)
+        if len(self.real) < 2 or len(fake) < 2:
+            return fake, None
+        return fake, compare(self.real, fake, self.box_size)
 
 
 def flat_scores(scores: dict) -> dict:

@@ -353,6 +353,8 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
                 return _result(run_dir, start, total, "finished", start)
             if on_run_dir is not None and chief:
                 on_run_dir(run_dir)
+            if chief:  # a best scored on another number of monitor cubes competes on equal terms
+                evaluator.rescore_best()
             write_state(run_dir, "running", start)
             stop = _StopRequest()
             reporter = StepReporter(total, start, enabled=progress if chief else False)

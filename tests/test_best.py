@@ -53,6 +53,29 @@ def test_an_interrupted_replacement_reads_as_the_lower_error(tmp_path, generator
     assert (step, error) == (300, 0.2)
 
 
+def test_a_best_scored_on_other_monitor_cubes_is_scored_again(tmp_path, generator):
+    """`rescore` asks for a new error only when the best's number of cubes differs (or is unrecorded),
+    keeps the earlier error beside it, and leaves the best alone when no score comes back."""
+    asked = []
+
+    def score(error):
+        return lambda step: asked.append(step) or error
+
+    best.keep_if_best(tmp_path, generator, 100, 0.2, samples=8)
+    assert best.rescore(tmp_path, 8, score(0.9)) is None and asked == []
+    assert best.rescore(tmp_path, 64, score(None)) is None and best.read_best(tmp_path)[2] == 0.2
+    assert best.rescore(tmp_path, 64, score(0.35)) == 0.35 and asked == [100, 100]
+    meta = json.loads((tmp_path / best.BEST / "step-00000100" / "meta.json").read_text())
+    assert meta["monitor_error"] == 0.35 and meta["eval_samples"] == 64
+    assert (meta["earlier_error"], meta["earlier_eval_samples"]) == (0.2, 8)
+    assert not best.keep_if_best(tmp_path, generator, 200, 0.3 + 0.06)  # compared with the new error
+    assert best.keep_if_best(tmp_path, generator, 300, 0.3, samples=64)
+    legacy = tmp_path / "legacy"
+    best.keep_if_best(legacy, generator, 100, 0.2)
+    assert best.rescore(legacy, 8, score(0.25)) == 0.25  # no recorded number: scored once on the new footing
+    assert best.rescore(legacy, 8, score(0.5)) is None
+
+
 def _scored_config(tiny_config):
     # two held-out cubes, so that every evaluation (every other step) is scored
     return dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, held_out=2))

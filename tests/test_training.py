@@ -63,18 +63,31 @@ def test_resume_is_exact(tiny_config, tiny_cubes, tmp_path, scale):
 
 def test_a_resume_may_change_how_the_monitor_scores_and_stays_exact(tiny_config, tiny_cubes, tmp_path):
     """Evaluating draws on no training randomness: a run resumed with more monitor samples, scored at
-    other steps, trains exactly as one that never changed them, and its samples are the new monitor's."""
+    other steps, trains exactly as one that never changed them, its samples are the new monitor's, and
+    its kept best was scored again on the new number before it competed."""
     import dataclasses
 
+    from nbgan_app import best
     from nbgan_app.training import train
 
-    monitor = dataclasses.replace(tiny_config.train, eval_every=1, eval_samples=3)
-    train(tiny_config, "3", tmp_path / "straight", steps=4, progress=False)
-    train(tiny_config, "3", tmp_path / "split", steps=2, progress=False)
-    train(dataclasses.replace(tiny_config, train=monitor), "3", tmp_path / "split", steps=4, progress=False)
+    scored = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, held_out=2))
+    monitored = dataclasses.replace(scored, train=dataclasses.replace(scored.train, eval_every=1, eval_samples=3))
+    train(scored, "3", tmp_path / "straight", steps=4, progress=False)
+    train(scored, "3", tmp_path / "split", steps=2, progress=False)
+    assert json.loads((best.read_best(tmp_path / "split")[1] / "meta.json").read_text())["eval_samples"] == 2
+    train(monitored, "3", tmp_path / "split", steps=4, progress=False)
     _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
     stats = json.loads((tmp_path / "split" / "samples" / "latest_stats.json").read_text())
     assert stats["step"] == 4 and stats["fake"]["n_cubes"] == 3
+    step, directory, error = best.read_best(tmp_path / "split")
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["eval_samples"] == 3
+    errors = {r["step"]: r["monitor_error"] for r in rundir.read_metrics(tmp_path / "split") if "monitor_error" in r}
+    if step == 2:  # kept through the resume: its error is the 3-cube one, at most the later evaluations'
+        assert meta["earlier_eval_samples"] == 2 and meta["earlier_error"] == errors[2] != error
+        assert error <= min(errors[3], errors[4])
+    else:
+        assert error == errors[step] == min(errors[3], errors[4])
 
 
 def test_should_stop_checkpoints_then_resumes_exactly(tiny_config, tiny_cubes, tmp_path):
