@@ -12,17 +12,29 @@ When an evaluation beats the run's best so far, its generator (the weights
 sampling uses, the moving average where one is kept) is written to
 
     best/step-<N>/generator.keras
-    best/step-<N>/meta.json        {"step": N, "monitor_error": e, "time": t, "eval_samples": n}
+    best/step-<N>/meta.json        {"step": N, "monitor_error": e, "time": t, "eval_samples": n,
+                                    "mean_count_ratio": m}
 
 under a temporary name, renamed into place, and only then are the older
-bests removed. Each new best has a lower error than every older one, so a
-reader that takes the lowest error is right even between those two moves.
-The training state is untouched: a resumed run is still exact.
+bests removed. The training state is untouched: a resumed run is still exact.
+
+Mean counts are guarded apart from the error. `m` is the generated cubes'
+mean count over the monitor cubes'. A generator that adds or loses particles
+shifts every bin a little and the tails in its favour, so the three median
+errors barely see it: the demo's M1 at 6% too many particles scored better
+than one within 1%, and lost the chain's power spectrum (docs/quality.md).
+An evaluation whose |m - 1| exceeds the tolerance (`train.best_count_tolerance`)
+never becomes the best, and a kept best outside it (one scored again after a
+resume under a tighter tolerance) gives way to the next evaluation within it,
+whatever its error. Otherwise each new best has a lower error than every
+older one, so a reader that takes the lowest error is right even between the
+rename and the removal.
 
 An error is only comparable with errors from as many generated cubes (`n`,
 `train.eval_samples` or, for an up-scaler, the monitor boxes). A run resumed
 with another `n` scores its kept best again first (`rescore`); a best whose
-meta.json records no `n` (written before runs recorded it) is scored again once.
+meta.json records no `n` or no `m` (written before runs recorded them) is
+scored again once.
 """
 
 from __future__ import annotations
@@ -50,6 +62,15 @@ def monitor_error(record: dict) -> float | None:
     return float(sum(values) / len(values))
 
 
+def within(ratio: float | None, tolerance: float) -> bool:
+    """Whether mean counts `ratio` times the monitor cubes' pass a guard of `tolerance` (0: no guard).
+
+    An unrecorded ratio passes: it is only missing from bests kept before runs
+    recorded it, and those are scored again on resume (`rescore`).
+    """
+    return tolerance <= 0 or ratio is None or abs(ratio - 1.0) <= tolerance
+
+
 def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
     """(step, directory, monitor error) of the run's best generator, or None when it has none.
 
@@ -70,16 +91,27 @@ def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
     return step, directory, error
 
 
-def keep_if_best(run_dir: Path, generator, step: int, error: float, samples: int | None = None) -> bool:
-    """Write `generator` as the run's best when `error` (from `samples` generated cubes) is below the best
-    so far; True if it was written."""
+def _meta(directory: Path) -> dict:
+    return json.loads((directory / checkpoints.META_FILE).read_text())
+
+
+def keep_if_best(run_dir: Path, generator, step: int, error: float, samples: int | None = None,
+                 mean_ratio: float | None = None, tolerance: float = 0.0) -> bool:
+    """Write `generator` as the run's best when `error` (from `samples` generated cubes whose mean count is
+    `mean_ratio` times the monitor cubes') is below the best so far and its mean counts pass the guard of
+    `tolerance` (`within`); a best so far outside the guard is beaten by any candidate within it. True if
+    it was written."""
+    if not within(mean_ratio, tolerance):
+        return False
     current = read_best(run_dir)
-    if current is not None and error >= current[2]:
+    if (current is not None and error >= current[2]
+            and within(_meta(current[1]).get("mean_count_ratio"), tolerance)):
         return False
 
     def write(tmp: Path) -> None:
         generator.save(tmp / checkpoints.GENERATOR_FILE)
-        meta = {"step": step, "monitor_error": error, "time": time.time(), "eval_samples": samples}
+        meta = {"step": step, "monitor_error": error, "time": time.time(), "eval_samples": samples,
+                "mean_count_ratio": mean_ratio}
         (tmp / checkpoints.META_FILE).write_text(json.dumps(meta))
 
     # a resumed run re-evaluating the same step replaces that step's directory
@@ -91,27 +123,31 @@ def keep_if_best(run_dir: Path, generator, step: int, error: float, samples: int
     return True
 
 
-def rescore(run_dir: Path, samples: int, score: Callable[[int], float | None]) -> float | None:
-    """Put the kept best's error on the footing of `samples` generated cubes.
+def rescore(run_dir: Path, samples: int,
+            score: Callable[[int], tuple[float, float] | None]) -> tuple[float, float] | None:
+    """Put the kept best's error on the footing of `samples` generated cubes, with its mean counts.
 
-    When its meta.json records another number (or none), `score(step)` gives the
-    best generator's error anew; it replaces the recorded one, which stays in
+    When its meta.json records another number of cubes (or none), or no mean
+    count ratio, `score(step)` gives the best generator's (error, mean count
+    ratio) anew; they replace the recorded ones, and the earlier error stays in
     meta.json as `earlier_error` (with `earlier_eval_samples`), written
-    atomically. Returns the new error, or None when there was nothing to do
-    (no best, the same number, or `score` returned None).
+    atomically. Whether the best still passes the mean-count guard is decided
+    by `keep_if_best` from the recorded ratio. Returns the new pair, or None
+    when there was nothing to do (no best, the same footing, or `score`
+    returned None).
     """
     current = read_best(run_dir)
     if current is None:
         return None
     step, directory, _ = current
-    meta_path = directory / checkpoints.META_FILE
-    meta = json.loads(meta_path.read_text())
-    if meta.get("eval_samples") == samples:
+    meta = _meta(directory)
+    if meta.get("eval_samples") == samples and meta.get("mean_count_ratio") is not None:
         return None
-    error = score(step)
-    if error is None:
+    scored = score(step)
+    if scored is None:
         return None
+    error, ratio = scored
     meta.update(earlier_error=meta["monitor_error"], earlier_eval_samples=meta.get("eval_samples"),
-                monitor_error=error, eval_samples=samples)
-    write_json_atomic(meta_path, meta)
-    return error
+                monitor_error=error, eval_samples=samples, mean_count_ratio=ratio)
+    write_json_atomic(directory / checkpoints.META_FILE, meta)
+    return error, ratio

@@ -12,8 +12,10 @@ The samples (counts) go to samples/latest.h5, their statistics and the real
 ones to samples/latest_stats.json, and the scores into the metrics record,
 with `monitor_error` (`best.monitor_error`). An evaluation that beats the
 run's best so far writes its generator to best/ (`best.keep_if_best`), which
-sampling then uses. A run resumed with another `eval_samples` scores its kept
-best again first (`Evaluator.rescore_best`), so that it competes on equal terms.
+sampling then uses, unless its mean count is off by more than
+`train.best_count_tolerance` (`best.within`; the record's `mean_count_ratio`).
+A run resumed with another `eval_samples` scores its kept best again first
+(`Evaluator.rescore_best`), so that it competes on equal terms.
 Latents come from `sampling.noise` keyed by a seed of (train.seed, step), not
 from the GAN's own seed state, so evaluating never changes what training draws next.
 With `data.held_out = 0` there is nothing to score against, and the evaluation
@@ -71,15 +73,18 @@ class Evaluator:
         if scores is not None:
             stats["scores"] = scores
             record = flat_scores(scores)
+            record["mean_count_ratio"] = self._mean_ratio(fake)
             error = monitor_error(record)
             if error is not None:
                 record["monitor_error"] = error
-                keep_if_best(self.run_dir, gan.generator, step, error, self.n)
+                keep_if_best(self.run_dir, gan.generator, step, error, self.n, record["mean_count_ratio"],
+                             self.config.train.best_count_tolerance)
         rundir.write_json_atomic(self.samples / rundir.LATEST_STATS, stats)
         return record
 
     def rescore_best(self) -> None:
-        """Score the run's kept best again when its error came from another number of monitor samples.
+        """Score the run's kept best again when its error came from another number of monitor samples
+        (or its mean counts were not recorded).
 
         Errors from 8 cubes and from 64 are not comparable (the fewer, the noisier: one M3's error
         spanned 0.18-0.47 over sampling seeds with 8), so a run resumed under a new `eval_samples`
@@ -91,14 +96,20 @@ class Evaluator:
         if not self.enabled:
             return
 
-        def score(step: int) -> float | None:
+        def score(step: int) -> tuple[float, float] | None:
             try:
                 generator = load_generator(RunInfo(self.run_dir, self.scale.name, self.config), step)
             except InputError:  # a damaged best: sampling passes it over and says so, training need not
                 return None
-            return monitor_error(flat_scores(self._score(generator, step)[1] or {}))
+            fake, scores = self._score(generator, step)
+            error = monitor_error(flat_scores(scores or {}))
+            return None if error is None else (error, self._mean_ratio(fake))
 
         rescore(self.run_dir, self.n, score)
+
+    def _mean_ratio(self, fake: np.ndarray) -> float:
+        """The generated cubes' mean count over the monitor cubes' (1: no particles added or lost)."""
+        return float(np.mean(fake) / np.mean(self.real))
 
     def _score(self, generator, step: int) -> tuple[np.ndarray, dict | None]:
         """(the monitor's cubes of `generator` (numpy in, numpy out), in counts; their `compare` scores,

@@ -19,9 +19,10 @@ from nbgan_app.errors import InputError
 from nbgan_app.outputs import check_output_dir
 
 
-# [train] keys a resume may change: the step budget, and how often and with how many samples the
-# monitor scores the generator (evaluating draws on no training randomness, so neither changes a step)
-_RESUMABLE_TRAIN_KEYS = ("steps", "eval_every", "eval_samples")
+# [train] keys a resume may change: the step budget, and how often, with how many samples and with what
+# mean-count guard the monitor scores and keeps the generator (evaluating draws on no training
+# randomness, so none of them changes a step)
+_RESUMABLE_TRAIN_KEYS = ("steps", "eval_every", "eval_samples", "best_count_tolerance")
 
 
 def _comparable(table: dict, scale: str) -> dict:

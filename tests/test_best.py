@@ -58,22 +58,37 @@ def test_a_best_scored_on_other_monitor_cubes_is_scored_again(tmp_path, generato
     keeps the earlier error beside it, and leaves the best alone when no score comes back."""
     asked = []
 
-    def score(error):
-        return lambda step: asked.append(step) or error
+    def score(error, ratio=1.0):
+        return lambda step: asked.append(step) or (None if error is None else (error, ratio))
 
-    best.keep_if_best(tmp_path, generator, 100, 0.2, samples=8)
+    best.keep_if_best(tmp_path, generator, 100, 0.2, samples=8, mean_ratio=1.0)
     assert best.rescore(tmp_path, 8, score(0.9)) is None and asked == []
     assert best.rescore(tmp_path, 64, score(None)) is None and best.read_best(tmp_path)[2] == 0.2
-    assert best.rescore(tmp_path, 64, score(0.35)) == 0.35 and asked == [100, 100]
+    assert best.rescore(tmp_path, 64, score(0.35, 1.01)) == (0.35, 1.01) and asked == [100, 100]
     meta = json.loads((tmp_path / best.BEST / "step-00000100" / "meta.json").read_text())
-    assert meta["monitor_error"] == 0.35 and meta["eval_samples"] == 64
+    assert meta["monitor_error"] == 0.35 and meta["eval_samples"] == 64 and meta["mean_count_ratio"] == 1.01
     assert (meta["earlier_error"], meta["earlier_eval_samples"]) == (0.2, 8)
     assert not best.keep_if_best(tmp_path, generator, 200, 0.3 + 0.06)  # compared with the new error
-    assert best.keep_if_best(tmp_path, generator, 300, 0.3, samples=64)
+    assert best.keep_if_best(tmp_path, generator, 300, 0.3, samples=64, mean_ratio=1.0)
     legacy = tmp_path / "legacy"
-    best.keep_if_best(legacy, generator, 100, 0.2)
-    assert best.rescore(legacy, 8, score(0.25)) == 0.25  # no recorded number: scored once on the new footing
+    best.keep_if_best(legacy, generator, 100, 0.2, samples=8)  # kept before runs recorded mean counts
+    assert best.rescore(legacy, 8, score(0.25)) == (0.25, 1.0)  # scored once on the new footing
     assert best.rescore(legacy, 8, score(0.5)) is None
+
+
+def test_a_generator_off_in_mean_counts_never_becomes_the_best(tmp_path, generator):
+    """The guard (`within`): a candidate outside the tolerance is refused whatever its error; a kept best
+    found outside it (scored again under a tighter tolerance) gives way to any candidate within it."""
+    assert best.within(1.029, 0.03) and best.within(0.971, 0.03) and not best.within(1.06, 0.03)
+    assert best.within(1.5, 0.0) and best.within(None, 0.03) and not best.within(float("nan"), 0.03)
+    assert best.keep_if_best(tmp_path, generator, 100, 0.2, mean_ratio=0.99, tolerance=0.03)
+    assert not best.keep_if_best(tmp_path, generator, 200, 0.1, mean_ratio=1.06, tolerance=0.03)
+    assert best.read_best(tmp_path)[0] == 100
+    assert best.keep_if_best(tmp_path, generator, 300, 0.1, mean_ratio=1.06, tolerance=0.0)  # no guard
+    # under a 3% guard the kept best (x1.06) gives way to a worse error within it
+    assert best.keep_if_best(tmp_path, generator, 400, 0.4, mean_ratio=1.02, tolerance=0.03)
+    assert best.read_best(tmp_path)[:1] == (400,) and best.read_best(tmp_path)[2] == 0.4
+    assert not best.keep_if_best(tmp_path, generator, 500, 0.5, mean_ratio=1.0, tolerance=0.03)
 
 
 def _scored_config(tiny_config):
@@ -99,6 +114,33 @@ def test_training_keeps_the_best_evaluation_and_sampling_uses_it(tmp_path, tiny_
     step, directory, error = best.read_best(run)
     assert (step, error) == (chosen, errors[chosen])
     assert checkpoint_of(load_run(run)) == (chosen, directory)
+
+
+def test_training_keeps_the_best_within_the_mean_count_guard(tmp_path, tiny_config, tiny_cubes):
+    """Every scored record carries its mean count ratio; with a guard, the kept best is the lowest error
+    among the evaluations within it (training is exact, so the same run from scratch repeats its scores)."""
+    from nbgan_app.training import train
+
+    config = _scored_config(tiny_config)
+    train(config, "3", tmp_path / "free", steps=10, progress=False)
+    ratios = {r["step"]: r["mean_count_ratio"] for r in rundir.read_metrics(tmp_path / "free") if "monitor_error" in r}
+    assert sorted(ratios) == [2, 4, 6, 8, 10] and all(r > 0 for r in ratios.values())
+    errors = _errors(tmp_path / "free")
+    free_best = best.read_best(tmp_path / "free")[0]
+    drift = {s: abs(r - 1) for s, r in ratios.items()}
+    # a tolerance just too tight for the unguarded best: the evaluations closer in mean counts pass
+    tolerance = max([d for d in drift.values() if d < drift[free_best]], default=drift[free_best] / 2)
+    guarded = dataclasses.replace(config, train=dataclasses.replace(config.train, best_count_tolerance=tolerance))
+    train(guarded, "3", tmp_path / "guarded", steps=10, progress=False)
+    assert _errors(tmp_path / "guarded") == errors
+    allowed = [s for s in errors if drift[s] <= tolerance]
+    kept = best.read_best(tmp_path / "guarded")
+    if not allowed:
+        assert kept is None
+        return
+    step, directory, error = kept
+    assert step != free_best and step == min(allowed, key=lambda s: (errors[s], s)) and error == errors[step]
+    assert json.loads((directory / "meta.json").read_text())["mean_count_ratio"] == ratios[step]
 
 
 def test_sampling_falls_back_to_the_newest_checkpoint_when_the_best_is_damaged(tmp_path, tiny_config, tiny_cubes,

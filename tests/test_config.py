@@ -210,7 +210,8 @@ def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
     run = prepare_run_dir(config, "3", tmp_path / "run", "tensorflow")
     longer = dataclasses.replace(config, demo=dataclasses.replace(config.demo, steps_m3=10**6))
     assert prepare_run_dir(longer, "3", run, "tensorflow") == run
-    monitored = dataclasses.replace(config, train=dataclasses.replace(config.train, eval_every=4, eval_samples=64))
+    monitored = dataclasses.replace(config, train=dataclasses.replace(config.train, eval_every=4, eval_samples=64,
+                                                                      best_count_tolerance=0.5))
     assert prepare_run_dir(monitored, "3", run, "tensorflow") == run
     faster = dataclasses.replace(config, train=dataclasses.replace(config.train, critic_learning_rate=1.0))
     with pytest.raises(InputError, match=r"train\.critic_learning_rate differs"):
@@ -236,6 +237,7 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["train"].update(seed=-1), "train.seed: expected >= 0"),
     (lambda t: t["train"].update(decay_steps=-100), "train.decay_steps: expected generator steps"),
     (lambda t: t["train"].update(eval_samples=1), "train.eval_samples: expected >= 2"),
+    (lambda t: t["train"].update(best_count_tolerance=-0.1), "train.best_count_tolerance: expected a fraction >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),
     (lambda t: t["transform"].update(c=float("inf")), "transform.c: expected a finite number"),
