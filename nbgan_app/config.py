@@ -113,6 +113,9 @@ class ModelConfig:
     critic_dense: tuple[int, ...] = (64, 16)
     kernel_sizes: tuple[int, ...] = (1, 3, 5)
     output_activation: str = "relu"
+    # Tukey's h of the generator's view of its latent (models/latent.py): 0 = Gaussian (the thesis); more
+    # stretches the tails, for the dense cells every shipped model makes too few of (docs/quality.md)
+    latent_tail: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +370,9 @@ def _check_models(config: Config) -> None:
         if not scale.whole_cube and model.critic_count_unit < 0:
             raise InputError(f"{name}.critic_count_unit: expected particles per unit > 0, or 0 for no count "
                              f"channel. Received: {model.critic_count_unit}")
+        if not 0 <= model.latent_tail < 0.5:
+            raise InputError(f"{name}.latent_tail: expected Tukey's h in [0, 0.5) (0: a Gaussian latent; the "
+                             f"variance is infinite from 0.5). Received: {model.latent_tail}")
         if not scale.whole_cube and not 0 <= 2 * model.latent_smoothing < config.pyramid.patch:
             raise InputError(f"{name}.latent_smoothing: expected a half-width in cells from 0 (none) to below "
                              f"half the patch side {config.pyramid.patch}. Received: {model.latent_smoothing}")

@@ -454,6 +454,48 @@ def test_a_smoothed_latent_is_unit_normal_per_voxel_correlated_over_cells_and_sa
                                keras.ops.convert_to_numpy(generator(inputs)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.backends
+def test_a_heavy_tailed_latent_keeps_unit_variance_stretches_the_tails_and_saves(tmp_path):
+    """latent_tail: Tukey's h at unit variance, monotonic, on M3's whole latent and on a patch
+    generator's latent channel only; both generators save and load with it."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app.models.latent import HeavyTail
+
+    z = np.random.default_rng(0).standard_normal((400_000, 2)).astype("float32")
+    y = keras.ops.convert_to_numpy(HeavyTail(0.2)(z))
+    assert abs(y.std() - 1) < 0.02 and np.all(np.diff(y[np.argsort(z[:, 0]), 0]) >= 0)
+    assert np.mean(np.abs(y) > 4) > 20 * np.mean(np.abs(z) > 4)  # far more 4-sigma numbers than a Gaussian's
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(HeavyTail(0.2)(np.array([[3.0]], "float32"))),
+                               [[3 * np.exp(0.9) * 0.6 ** 0.75]], rtol=1e-5)
+    y = keras.ops.convert_to_numpy(HeavyTail(0.2, first_channel=True)(z))
+    np.testing.assert_array_equal(y[:, 1], z[:, 1])
+    assert not np.allclose(y[:, 0], z[:, 0])
+
+    config = _config("tiny")
+    for scale, section in (("3", "m3"), ("1", "m1")):
+        model_config = dataclasses.replace(getattr(config, section), latent_tail=0.2)
+        generator = build_generator(model_config, scale, config)
+        assert any(isinstance(layer, HeavyTail) for layer in generator.layers)
+        inputs = np.random.default_rng(1).normal(size=(2,) + generator.input_shape[1:]).astype("float32")
+        generator.save(tmp_path / f"g{scale}.keras")
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / f"g{scale}.keras")(inputs)),
+                                   keras.ops.convert_to_numpy(generator(inputs)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.5])
+def test_a_latent_tail_without_a_finite_variance_is_refused(value):
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m3"]["latent_tail"] = value
+    with pytest.raises(InputError, match=rf"m3\.latent_tail: expected Tukey's h in \[0, 0\.5\)"):
+        parse_config(table)
+
+
 @pytest.mark.parametrize("value", [-1, 2])
 def test_a_latent_smoothing_past_half_the_patch_is_refused(value):
     from nbgan_app.config import parse_config, read_toml

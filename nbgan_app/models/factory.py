@@ -31,7 +31,7 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
                   output_activation=m.output_activation, ndim=NDIM, name=f"generator_{scale.name}")
     if scale.whole_cube:
         return build_cube_generator(m.latent_dim, scale.side(config.pyramid), m.dense_units, m.initial_size,
-                                    m.generator_filters, m.generator_strides, **common)
+                                    m.generator_filters, m.generator_strides, latent_tail=m.latent_tail, **common)
     channels = windows.context_channels(NDIM, scale.conditional)
     output = {}  # the output head: residual or split, then whole particles
     if scale.conditional and m.upscaler in ("residual", "split"):
@@ -42,7 +42,7 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
     if m.whole_particles:
         output["whole_transform"] = dataclasses.asdict(config.transform)
     return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **output,
-                                 latent_smoothing=m.latent_smoothing)
+                                 latent_smoothing=m.latent_smoothing, latent_tail=m.latent_tail)
 
 
 def residual_bound(config: Config, model_config: ModelConfig) -> float:

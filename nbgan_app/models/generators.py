@@ -16,7 +16,7 @@ import keras
 from keras import layers
 
 from nbgan_app.models.blocks import conv_block, conv_layer, conv_stack
-from nbgan_app.models.latent import SmoothLatent
+from nbgan_app.models.latent import HeavyTail, SmoothLatent
 from nbgan_app.models.residual import ConsistentResidual, CountSplit
 from nbgan_app.models.whole import WholeParticles
 
@@ -42,12 +42,14 @@ def _output(x, architecture, kernel_sizes, strides, transpose, merge, output_act
 def build_cube_generator(latent_dim: int, cube_size: int, dense_units: int, initial_size: int,
                          filters, strides, architecture: str = "inception", kernel_sizes=(1, 3, 5),
                          activation: str = "leaky_relu", output_activation: str = "relu",
-                         merge: bool = False, ndim: int = 3, name: str = "generator") -> keras.Model:
+                         merge: bool = False, ndim: int = 3, latent_tail: float = 0.0,
+                         name: str = "generator") -> keras.Model:
     """M3: z (B, latent_dim) ~ N(0, 1) -> cube (B, cube_size^ndim, 1).
 
     Dense(dense_units) -> reshape to initial_size^ndim x (dense_units / initial_size^ndim)
     channels (thesis: 64 -> 2x2x2x8) -> transposed convolutions `filters`/`strides`
-    ('same' padding, so each multiplies the side by its stride).
+    ('same' padding, so each multiplies the side by its stride). With `latent_tail` h > 0
+    the dense layer sees z heavy-tailed (`models.latent.HeavyTail`).
     """
     _check_output(filters, strides)
     cells = initial_size**ndim
@@ -58,7 +60,8 @@ def build_cube_generator(latent_dim: int, cube_size: int, dense_units: int, init
         raise ValueError(f"Expected initial_size * prod(strides) == cube_size. Received: initial_size="
                          f"{initial_size}, strides={list(strides)}, cube_size={cube_size}")
     z = keras.Input((latent_dim,), name="latent")
-    x = layers.Dense(dense_units, name="dense")(z)
+    x = HeavyTail(latent_tail, name="heavy_tail")(z) if latent_tail else z
+    x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Activation(activation, name="dense_act")(x)
     x = layers.Reshape((initial_size,) * ndim + (dense_units // cells,), name="reshape")(x)
     x = conv_stack(x, filters[:-1], strides[:-1], architecture, kernel_sizes, activation, transpose=True,
@@ -72,7 +75,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
                           output_activation: str = "relu", merge: bool = False, ndim: int = 3,
                           residual_factor: int | None = None, residual_bound: float = 1.0, interpolate: bool = False,
                           split_transform: dict | None = None, whole_transform: dict | None = None,
-                          latent_smoothing: int = 0, name: str = "generator") -> keras.Model:
+                          latent_smoothing: int = 0, latent_tail: float = 0.0,
+                          name: str = "generator") -> keras.Model:
     """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
 
     The input's channel 0 is the latent cube (N(0, 1) per voxel), the others
@@ -86,11 +90,13 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     `output_activation`. Given `whole_transform` (the transform's fields), the patch
     is then rounded to whole particles (`models.whole.WholeParticles`). With
     `latent_smoothing` w > 0 the layers see the latent smoothed over about w cells
-    (`models.latent.SmoothLatent`).
+    (`models.latent.SmoothLatent`), and with `latent_tail` h > 0 heavy-tailed, after any
+    smoothing (`models.latent.HeavyTail`).
     """
     _check_output(filters)
     x_in = keras.Input((patch,) * ndim + (1 + context_channels,), name="latent_and_context")
     x = SmoothLatent(latent_smoothing, name="smooth_latent")(x_in) if latent_smoothing else x_in
+    x = HeavyTail(latent_tail, first_channel=True, name="heavy_tail")(x) if latent_tail else x
     x = conv_stack(x, filters[:-1], [1] * (len(filters) - 1), architecture, kernel_sizes, activation,
                    residual=architecture == "inception_residual", merge=merge)
     if residual_factor is None:
