@@ -238,6 +238,8 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["train"].update(decay_steps=-100), "train.decay_steps: expected generator steps"),
     (lambda t: t["train"].update(eval_samples=1), "train.eval_samples: expected >= 2"),
     (lambda t: t["train"].update(best_count_tolerance=-0.1), "train.best_count_tolerance: expected a fraction >= 0"),
+    (lambda t: t["m3"].update(latent_tail=0.5), "m3.latent_tail: expected Tukey's h in [0, 0.5)"),
+    (lambda t: t["m1"].update(latent_tail=-0.1), "m1.latent_tail: expected Tukey's h in [0, 0.5)"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),
     (lambda t: t["transform"].update(c=float("inf")), "transform.c: expected a finite number"),
