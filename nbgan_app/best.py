@@ -74,7 +74,8 @@ def within(ratio: float | None, tolerance: float) -> bool:
 def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
     """(step, directory, monitor error) of the run's best generator, or None when it has none.
 
-    Among several (an interrupted replacement) the lowest error wins; a
+    Among several (an interrupted replacement) the lowest error wins, which is
+    the outgoing best only when that one failed the mean-count guard; a
     directory without a readable meta.json is ignored.
     """
     found = []
