@@ -78,6 +78,12 @@ def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
     the outgoing best only when that one failed the mean-count guard; a
     directory without a readable meta.json is ignored.
     """
+    found = _best_with_meta(run_dir)
+    return None if found is None else found[:3]
+
+
+def _best_with_meta(run_dir: Path) -> tuple[int, Path, float, dict] | None:
+    """`read_best`'s choice with its parsed meta.json, read once."""
     found = []
     for step, directory in checkpoints.list_checkpoints(run_dir, BEST):
         try:
@@ -85,15 +91,11 @@ def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
             error = float(meta["monitor_error"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        found.append((error, step, directory))
+        found.append((error, step, directory, meta))
     if not found:
         return None
-    error, step, directory = min(found)
-    return step, directory, error
-
-
-def _meta(directory: Path) -> dict:
-    return json.loads((directory / checkpoints.META_FILE).read_text())
+    error, step, directory, meta = min(found, key=lambda f: f[:3])
+    return step, directory, error, meta
 
 
 def keep_if_best(run_dir: Path, generator, step: int, error: float, samples: int | None = None,
@@ -104,9 +106,8 @@ def keep_if_best(run_dir: Path, generator, step: int, error: float, samples: int
     it was written."""
     if not within(mean_ratio, tolerance):
         return False
-    current = read_best(run_dir)
-    if (current is not None and error >= current[2]
-            and within(_meta(current[1]).get("mean_count_ratio"), tolerance)):
+    current = _best_with_meta(run_dir)
+    if current is not None and error >= current[2] and within(current[3].get("mean_count_ratio"), tolerance):
         return False
 
     def write(tmp: Path) -> None:
@@ -137,11 +138,10 @@ def rescore(run_dir: Path, samples: int,
     when there was nothing to do (no best, the same footing, or `score`
     returned None).
     """
-    current = read_best(run_dir)
+    current = _best_with_meta(run_dir)
     if current is None:
         return None
-    step, directory, _ = current
-    meta = _meta(directory)
+    step, directory, _, meta = current
     if meta.get("eval_samples") == samples and meta.get("mean_count_ratio") is not None:
         return None
     scored = score(step)

@@ -52,6 +52,7 @@ class Evaluator:
             return
         side = self.scale.side(config.pyramid)
         self.real = backward(level_of(config, held_out, side), config.transform)
+        self.real_mean = np.mean(self.real)  # counts per voxel, for `_mean_ratio`
         # an up-scaler conditions each sample on one held-out cube, so it makes no more than there are
         self.n = (min(config.train.eval_samples, len(held_out)) if self.scale.conditional
                   else config.train.eval_samples)
@@ -109,7 +110,7 @@ class Evaluator:
 
     def _mean_ratio(self, fake: np.ndarray) -> float:
         """The generated cubes' mean count over the monitor cubes' (1: no particles added or lost)."""
-        return float(np.mean(fake) / np.mean(self.real))
+        return float(np.mean(fake) / self.real_mean)
 
     def _score(self, generator, step: int) -> tuple[np.ndarray, dict | None]:
         """(the monitor's cubes of `generator` (numpy in, numpy out), in counts; their `compare` scores,
