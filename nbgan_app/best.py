@@ -82,6 +82,16 @@ def read_best(run_dir: Path) -> tuple[int, Path, float] | None:
     return None if found is None else found[:3]
 
 
+def read_best_meta(run_dir: Path) -> dict | None:
+    """The parsed meta.json of the best `read_best` chooses, or None when the run has none (or its best/
+    cannot be listed): for readers, like the dashboard, that must never fail on a run directory."""
+    try:
+        found = _best_with_meta(run_dir)
+    except OSError:  # best/ vanished or became unreadable between its check and its listing
+        return None
+    return None if found is None else found[3]
+
+
 def _best_with_meta(run_dir: Path) -> tuple[int, Path, float, dict] | None:
     """`read_best`'s choice with its parsed meta.json, read once."""
     found = []

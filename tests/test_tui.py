@@ -16,7 +16,7 @@ import pytest
 
 from nbgan_app import devices, rundir
 from nbgan_app.cubes import write_cube
-from tui_fixtures import add_samples, make_run, metric, sleeper
+from tui_fixtures import add_best, add_samples, make_run, metric, sleeper
 
 textual = pytest.importorskip("textual")
 
@@ -27,7 +27,8 @@ from tui.screens.quit import QuitScreen  # noqa: E402
 from tui.widgets.heat_map import HeatMap  # noqa: E402
 from tui.widgets.metrics_plot import MetricsPlot  # noqa: E402
 from tui.widgets.panes import PANES, RunPane, RunUpdate  # noqa: E402
-from tui.widgets.run_list import RunList  # noqa: E402
+from tui.runs import RunWatcher, format_best, read_summary  # noqa: E402
+from tui.widgets.run_list import COLUMNS, RunList  # noqa: E402
 from tui.widgets.slider import Slider  # noqa: E402
 from tui.widgets.stat_plot import StatPlot  # noqa: E402
 from tui.widgets.training_view import TrainingView  # noqa: E402
@@ -72,7 +73,7 @@ def test_nbgan_app_never_imports_textual():
 
 
 def test_app_mounts_and_lists_runs(tmp_path):
-    make_run(tmp_path, "m3-a", scale="3", state="finished")
+    add_best(make_run(tmp_path, "m3-a", scale="3", state="finished"), 1500, 0.1774, 0.987)
     make_run(tmp_path, "m2-b", scale="2", state="stopped", steps=3)
 
     async def go():
@@ -84,6 +85,10 @@ def test_app_mounts_and_lists_runs(tmp_path):
             assert table.summaries["m3-a"].state == "finished" and table.summaries["m3-a"].scale == "3"
             assert table.summaries["m2-b"].step == 2 and table.summaries["m2-b"].config == "tiny.toml"
             assert [str(c) for c in table.get_row("m2-b")][:2] == ["m2-b", "2"]
+            column = COLUMNS.index("best")
+            assert COLUMNS[column - 1:column + 2] == ("step", "best", "state")
+            assert str(table.get_row("m3-a")[column]) == "1500 · 0.177 · x0.99"
+            assert str(table.get_row("m2-b")[column]) == "-"  # no best/
 
     asyncio.run(go())
 
@@ -112,6 +117,35 @@ def test_corrupt_and_vanishing_runs_show_error_rows(tmp_path):
             assert app.is_running
 
     asyncio.run(go())
+
+
+def test_format_best_shows_step_error_and_mean_count_ratio_when_recorded():
+    assert format_best({"step": 1500, "monitor_error": 0.1774, "eval_samples": 8, "mean_count_ratio": 0.987}) \
+        == "1500 · 0.177 · x0.99"
+    assert format_best({"step": 1500, "monitor_error": 0.1774, "eval_samples": 8}) == "1500 · 0.177"  # an older best
+    assert format_best({"step": 1500, "monitor_error": 0.1774, "mean_count_ratio": None}) == "1500 · 0.177"
+    assert format_best({}) == "-"
+
+
+def test_summary_shows_the_kept_best_and_a_new_one_once_written(tmp_path):
+    run = make_run(tmp_path, "done", state="finished")
+    bare = make_run(tmp_path, "bare", state="finished")
+    old = add_best(run, 1500, 0.177, 0.99)
+    assert read_summary(run, []).best["step"] == 1500
+    watcher = RunWatcher(tmp_path)
+    first = watcher.summary(run)
+    assert (first.best["step"], first.best["monitor_error"], first.best["mean_count_ratio"]) == (1500, 0.177, 0.99)
+    assert watcher.summary(run) is first  # nothing changed: cached
+    assert watcher.summary(bare).best == {} and RunList.cells(watcher.summary(bare))[COLUMNS.index("best")] == "-"
+
+    add_best(run, 2500, 0.15, 1.01)  # as keep_if_best replaces it: the new one in place, then the old removed
+    shutil.rmtree(old)
+    second = watcher.summary(run)  # only best/ changed in this finished run
+    assert second.best["step"] == 2500
+    assert RunList.cells(second)[COLUMNS.index("best")] == "2500 · 0.150 · x1.01"
+
+    (run / "best" / "step-00002500" / "meta.json").write_text('{"step": 25')  # torn: no best, no failure
+    assert watcher.summary(run).best == {}
 
 
 def test_metrics_plot_follows_a_growing_metrics_file(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgan_app import rundir
+from nbgan_app import best, checkpoints, rundir
 from nbgan_app.config import load_config, to_dict
 from nbgan_app.cubes import write_cube
 
@@ -51,6 +51,18 @@ def make_run(root: Path, name: str, scale: str = "3", state: str = "stopped", st
     rundir.write_json_atomic(run / rundir.STATE, {"state": state, "step": max(steps - 1, 0), "pid": pid,
                                                    "error": None, "updated": 0.0})
     return run
+
+
+def add_best(run: Path, step: int, error: float, ratio: float | None = None) -> Path:
+    """best/step-<step>/meta.json as `best.keep_if_best` writes it (`ratio` None: a best kept before runs
+    recorded mean counts, which lacks the key); no generator.keras, which reading the best never opens."""
+    directory = run / best.BEST / checkpoints.step_name(step)
+    directory.mkdir(parents=True)
+    meta = {"step": step, "monitor_error": error, "time": 0.0, "eval_samples": 8}
+    if ratio is not None:
+        meta["mean_count_ratio"] = ratio
+    write_json(directory / checkpoints.META_FILE, meta)
+    return directory
 
 
 def metric(step: int) -> dict:

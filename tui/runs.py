@@ -9,11 +9,12 @@ modification time, so polling every second costs next to nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgan_app import devices, rundir
+from nbgan_app import best, checkpoints, devices, rundir
 from tui.samples import frac_errors
 
 
@@ -34,6 +35,7 @@ class RunSummary:
     run: dict = field(default_factory=dict)  # the `run` section of config.json
     device: str | None = None  # the device the run recorded (devices.DEVICE_FILE), None if it did not
     errors: dict = field(default_factory=dict)  # the latest evaluation's median fractional errors (frac_errors)
+    best: dict = field(default_factory=dict)  # the kept best generator's meta.json (best.read_best_meta), {} if none
 
 
 def file_key(path: Path) -> tuple[int, int] | None:
@@ -43,6 +45,16 @@ def file_key(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
+
+
+def best_key(path: Path) -> tuple:
+    """Changes whenever the run's kept best does: the best/ directory's key and each step-<N>/meta.json's,
+    with N (a replacing best has another N, even where coarse mtimes and sizes happen to match)."""
+    try:
+        listed = checkpoints.list_checkpoints(path, best.BEST)
+    except OSError:  # best/ vanished while listed
+        listed = []
+    return file_key(path / best.BEST), tuple((step, file_key(d / checkpoints.META_FILE)) for step, d in listed)
 
 
 class MetricsTail:
@@ -106,6 +118,21 @@ def last_scores(records: list[dict]) -> dict:
     return {}
 
 
+def format_best(meta: dict) -> str:
+    """A kept best as `step · monitor error · xmean count ratio`, e.g. `1500 · 0.177 · x0.99`; "-" when
+    there is none. The ratio is left out where meta.json lacks it (bests kept before runs recorded it)."""
+    if not meta:
+        return "-"
+    try:
+        text = f"{int(meta['step'])} · {float(meta['monitor_error']):.3f}"
+    except (KeyError, TypeError, ValueError):
+        return "?"
+    ratio = meta.get("mean_count_ratio")
+    if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio):
+        text += f" · x{ratio:.2f}"
+    return text
+
+
 def format_scores(scores: dict, limit: int = 3) -> str:
     """The headline scores first (keys ending in `_score`), as `psd=0.12 mass_hist=0.3`."""
     keys = sorted(scores, key=lambda k: not k.endswith("_score"))[:limit]
@@ -144,7 +171,8 @@ class RunWatcher:
         tail = self.tail(path)
         tail.update()
         key = (file_key(path / rundir.CONFIG), file_key(path / rundir.STATE), len(tail.records),
-               file_key(path / devices.DEVICE_FILE), file_key(path / rundir.SAMPLES / rundir.LATEST_STATS))
+               file_key(path / devices.DEVICE_FILE), file_key(path / rundir.SAMPLES / rundir.LATEST_STATS),
+               best_key(path))
         cached = self._cache.get(path)
         if cached and cached[0] == key and cached[1].state != "running":
             return cached[1]
@@ -196,6 +224,7 @@ def read_summary(path: Path, records: list[dict], errors: dict | None = None) ->
         summary.step = max(summary.step, int(records[-1]["step"]))
     summary.scores = last_scores(records)
     summary.errors = read_errors(path) if errors is None else errors
+    summary.best = best.read_best_meta(path) or {}
     return summary
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.runs import RunSummary, format_scores
+from tui.runs import RunSummary, format_best, format_scores
 from tui.samples import format_errors
 
 STATE_STYLES = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red",
                 "error": "bold red"}
-COLUMNS = ("run", "scale", "config", "backend", "device", "step", "state", "median error / problem")
+COLUMNS = ("run", "scale", "config", "backend", "device", "step", "best", "state", "median error / problem")
 
 
 class RunList(DataTable):
@@ -54,7 +54,7 @@ class RunList(DataTable):
     def cells(summary: RunSummary) -> tuple:
         state = Text(summary.state, style=STATE_STYLES.get(summary.state, ""))
         return (summary.name, summary.scale, summary.config, summary.backend, summary.device or "-",
-                str(summary.step), state, RunList.last_cell(summary))
+                str(summary.step), format_best(summary.best), state, RunList.last_cell(summary))
 
     @staticmethod
     def last_cell(summary: RunSummary) -> Text:
