@@ -170,6 +170,11 @@ class UpscalerConfig(PatchModelConfig):
     # Nyquist frequency (models/residual.py). The residual M1 came apart with it; the count split's
     # mass and peaks improved (docs/quality.md)
     interpolate_condition: bool = False
+    # weight of a generator loss on the particles of a batch's target patches against those of the real
+    # patches whose conditions they share (squared log ratio, gan/wgan_gp.py); 0 = none. The transformed-space
+    # pyramid pins a block's transformed mean, not its particles, and the residual M1 drifted to
+    # x1.06-1.2 of the boxes' particles after its best steps (docs/quality.md)
+    count_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -384,6 +389,9 @@ def _check_models(config: Config) -> None:
             if model.residual_bound < 0:
                 raise InputError(f"{name}.residual_bound: expected a bound >= 0 in transformed units "
                                  f"(0 = the transform of c). Received: {model.residual_bound}")
+            if model.count_weight < 0:
+                raise InputError(f"{name}.count_weight: expected a loss weight >= 0 (0 = no count loss). "
+                                 f"Received: {model.count_weight}")
             if model.residual_bound and model.upscaler == "direct":
                 raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
                                  f"{name}.upscaler is {model.upscaler!r}")

@@ -93,10 +93,11 @@ def _weights(model):
 # One critic step keeps JAX's compile time down; M2 takes two, each on its own real batch, and once
 # more with a critic focused on the target patch and 2 cells of context that also sees counts. Mu
 # rounds to whole particles: the generator still learns, through the rounding. M1's critic sees the
-# target patch's power spectrum: the penalty's second derivatives pass through it.
+# target patch's power spectrum: the penalty's second derivatives pass through it; its generator's
+# loss has the count term too.
 @pytest.mark.parametrize("scale, num_critic_steps, model", [
     ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}),
-    ("uni", 1, {"whole_particles": True}), ("1", 1, {"critic_spectrum": True})])
+    ("uni", 1, {"whole_particles": True}), ("1", 1, {"critic_spectrum": True, "count_weight": 1.0})])
 def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, model):
     gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **model)
     before = (_weights(gan.generator), _weights(gan.critic))
@@ -148,4 +149,32 @@ def test_the_count_channel_is_the_windows_counts_and_the_gan_keeps_it_in_its_con
     assert not np.array_equal(fake_in[..., -1], real_in[..., -1])  # the fake target's counts
     clone = gan.__class__.from_config(gan.get_config())
     assert clone.counts == gan.counts == {"kind": config.transform.kind, "c": config.transform.c,
-                                          "scale": config.transform.scale, "unit": 4.0}
+                                          "scale": config.transform.scale, "unit": 4.0, "weight": 0.0}
+
+
+def test_the_count_loss_adds_the_squared_log_ratio_of_the_patches_particles():
+    """With `count_weight` w the generator's loss is the plain one + w * (log(1 + S_fake) -
+    log(1 + S_real))^2, S the particles of the batch's target patches; the critic sees no count
+    channel for it."""
+    import keras
+    from keras import ops
+
+    from nbgan_app.transforms import backward
+
+    gan, config = _tiny_gan("1", count_weight=2.5)
+    plain, _ = _tiny_gan("1")
+    assert gan.critic.input_shape[-1] == plain.critic.input_shape[-1]
+    windows, coarse = (ops.convert_to_tensor(x[:, 0]) for x in _tiny_data(config, "1"))
+    p = config.pyramid.patch
+    latent = keras.random.normal((windows.shape[0],) + (p,) * 3 + (1,), seed=1)
+    g = (gan.generator.trainable_variables, gan.generator.non_trainable_variables)
+    c = (gan.critic.trainable_variables, gan.critic.non_trainable_variables)
+    args = (windows, coarse, latent)
+    with_count = float(ops.convert_to_numpy(gan._generator_loss(*g, *c, *args)[0]))
+    without = float(ops.convert_to_numpy(plain._generator_loss(*g, *c, *args)[0]))
+    fake_in, _ = gan._generate(*g, *args)
+    fake, real = (backward(ops.convert_to_numpy(x)[:, p:, p:, p:, 0], config.transform)
+                  for x in (fake_in, windows))
+    expected = 2.5 * (np.log1p(fake.sum()) - np.log1p(real.sum())) ** 2
+    assert expected > 1e-3  # an untrained generator's patches are off the real ones'
+    assert with_count - without == pytest.approx(expected, rel=1e-3)

@@ -89,10 +89,17 @@ class WGANGP(keras.Model):
         num_critic_steps: critic updates per generator update (n).
         gp_weight: weight of the gradient penalty.
         seed: seed of the latent and interpolation randomness.
-        counts: for a window critic, {"kind", "c", "scale"} of the transform and "unit" (particles
-            per unit): the critic also sees the window's counts / unit as its last channel. The
-            penalty holds the critic to slope 1 in that channel too, so a cell of thousands of
-            particles, which costs a few units in transformed space, costs hundreds there.
+        counts: for a window model, {"kind", "c", "scale"} of the transform, "unit" (particles per
+            unit) and "weight". With unit > 0 the critic also sees the window's counts / unit as its
+            last channel; the penalty holds the critic to slope 1 in that channel too, so a cell of
+            thousands of particles, which costs a few units in transformed space, costs hundreds
+            there. With weight > 0 (an up-scaler's) the generator's loss adds
+            weight * (log S_fake - log S_real)^2, S being the particles of the batch's target
+            patches and S_real those of the real patches whose conditions the fakes were given:
+            the transformed-space pyramid pins a block's transformed mean but not its particles,
+            which a generator can add at little cost to the critic (docs/quality.md). The batch's
+            sum, not each patch's: a patch's particles vary given its condition, and pulling each
+            fake patch to its real one's took a variance the critic saw at once (docs/quality.md).
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
@@ -265,12 +272,26 @@ class WGANGP(keras.Model):
         g_input = ops.concatenate([ops.cast(latent, context.dtype), context], axis=-1)
         target, _ = self.generator.stateless_call(g_values, g_free, g_input, training=True)
         fake = windows.with_target(real, ops.cast(target, real.dtype))
-        counts = self._count_channel if self.counts else None
+        counts = self._count_channel if self.counts and self.counts.get("unit") else None
         return windows.critic_input(fake, coarse, counts), windows.critic_input(real, coarse, counts)
 
-    def _count_channel(self, window):
+    def _to_counts(self, values):
         c = self.counts
-        return transforms.backward_ops(window, c["kind"], c["c"], c["scale"]) / c["unit"]
+        return transforms.backward_ops(ops.cast(values, "float32"), c["kind"], c["c"], c["scale"])
+
+    def _count_channel(self, window):
+        return self._to_counts(window) / self.counts["unit"]
+
+    def _count_loss(self, fake_in, real):
+        """weight * (log S_fake - log S_real)^2, S the particles of the batch's target patches (+1);
+        0 without a weight."""
+        weight = self.counts.get("weight", 0.0) if self.counts else 0.0
+        if not weight:
+            return 0.0
+        _, real_target = windows.split_window(real)
+        _, fake_target = windows.split_window(fake_in[..., :1])
+        fake_sum, real_sum = ops.sum(self._to_counts(fake_target)), ops.sum(self._to_counts(real_target))
+        return weight * ops.square(ops.log1p(fake_sum) - ops.log1p(real_sum))
 
     def _score(self, c_values, c_free, x):
         score, _ = self.critic.stateless_call(c_values, c_free, x, training=True)
@@ -287,7 +308,7 @@ class WGANGP(keras.Model):
 
     def _generator_loss(self, g_values, g_free, c_values, c_free, real, coarse, latent):
         fake_in, _ = self._generate(g_values, g_free, real, coarse, latent)
-        return -ops.mean(self._score(c_values, c_free, fake_in)), ()
+        return -ops.mean(self._score(c_values, c_free, fake_in)) + self._count_loss(fake_in, real), ()
 
     def _critic_step(self, state, real, coarse, latent, weights):
         critic, generator = self.critic, self.generator

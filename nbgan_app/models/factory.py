@@ -83,8 +83,10 @@ def build_gan(config: Config, scale: str | Scale):
     scale = scales.scale(scale)
     model_config = config.model(scale)
     counts = None
-    if not scale.whole_cube and model_config.critic_count_unit:
-        counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit}
+    count_weight = getattr(model_config, "count_weight", 0.0)
+    if not scale.whole_cube and (model_config.critic_count_unit or count_weight):
+        counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit,
+                  "weight": count_weight}
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
                   coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
