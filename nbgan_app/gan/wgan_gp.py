@@ -97,9 +97,8 @@ class WGANGP(keras.Model):
             weight * (log S_fake - log S_real)^2, S being the particles of the batch's target
             patches and S_real those of the real patches whose conditions the fakes were given:
             the transformed-space pyramid pins a block's transformed mean but not its particles,
-            which a generator can add at little cost to the critic (docs/quality.md). The batch's
-            sum, not each patch's: a patch's particles vary given its condition, and pulling each
-            fake patch to its real one's took a variance the critic saw at once (docs/quality.md).
+            which a generator can add at little cost to the critic. The batch's sum, not each
+            patch's: a patch's particles vary given its condition (docs/quality.md).
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
@@ -277,7 +276,7 @@ class WGANGP(keras.Model):
 
     def _to_counts(self, values):
         c = self.counts
-        return transforms.backward_ops(ops.cast(values, "float32"), c["kind"], c["c"], c["scale"])
+        return transforms.backward_ops(values, c["kind"], c["c"], c["scale"])
 
     def _count_channel(self, window):
         return self._to_counts(window) / self.counts["unit"]
@@ -288,9 +287,8 @@ class WGANGP(keras.Model):
         weight = self.counts.get("weight", 0.0) if self.counts else 0.0
         if not weight:
             return 0.0
-        _, real_target = windows.split_window(real)
-        _, fake_target = windows.split_window(fake_in[..., :1])
-        fake_sum, real_sum = ops.sum(self._to_counts(fake_target)), ops.sum(self._to_counts(real_target))
+        fake_sum, real_sum = (ops.sum(self._to_counts(ops.cast(windows.split_window(w)[1], "float32")))
+                              for w in (fake_in[..., :1], real))
         return weight * ops.square(ops.log1p(fake_sum) - ops.log1p(real_sum))
 
     def _score(self, c_values, c_free, x):
