@@ -93,10 +93,13 @@ def split_window(window, coarse=None):
         channels.append(patch)
     if coarse is not None:
         factor = window.shape[1] // coarse.shape[1]
-        target_coarse = _octant(coarse, (0,) * ndim, coarse.shape[1] // 2)
-        channels.append(upsample(target_coarse, factor))
-    target = _octant(window, (0,) * ndim, p)
-    return ops.concatenate(channels, axis=-1), target
+        channels.append(upsample(target_patch(coarse), factor))
+    return ops.concatenate(channels, axis=-1), target_patch(window)
+
+
+def target_patch(window):
+    """The target octant (B, p, ..., p, C) of a batch of (2p)^d windows (`split_window`'s target)."""
+    return _octant(window, (0,) * (len(window.shape) - 2), window.shape[1] // 2)
 
 
 def with_target(window, target):

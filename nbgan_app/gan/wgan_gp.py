@@ -287,7 +287,7 @@ class WGANGP(keras.Model):
         weight = self.counts.get("weight", 0.0) if self.counts else 0.0
         if not weight:
             return 0.0
-        fake_sum, real_sum = (ops.sum(self._to_counts(ops.cast(windows.split_window(w)[1], "float32")))
+        fake_sum, real_sum = (ops.sum(self._to_counts(ops.cast(windows.target_patch(w), "float32")))
                               for w in (fake_in[..., :1], real))
         return weight * ops.square(ops.log1p(fake_sum) - ops.log1p(real_sum))
 
