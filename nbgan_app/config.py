@@ -151,6 +151,10 @@ class PatchModelConfig(ModelConfig):
     # each voxel kept N(0, 1) (models/latent.py); 0 = white noise, one draw per voxel (the thesis).
     # The residual M1 came apart sooner with it; the count split's peaks improved (docs/quality.md)
     latent_smoothing: int = 0
+    # the most particles an output voxel may hold, in training as in sampling (models/ceiling.py); 0 = no
+    # cap. The training suite's densest cell: a residual up-scaler otherwise may write cells hundreds of
+    # times denser than their block, whose white power a monitor of a few cubes can miss (docs/quality.md)
+    max_count: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -381,6 +385,9 @@ def _check_models(config: Config) -> None:
         if not scale.whole_cube and not 0 <= 2 * model.latent_smoothing < config.pyramid.patch:
             raise InputError(f"{name}.latent_smoothing: expected a half-width in cells from 0 (none) to below "
                              f"half the patch side {config.pyramid.patch}. Received: {model.latent_smoothing}")
+        if not scale.whole_cube and model.max_count < 0:
+            raise InputError(f"{name}.max_count: expected the most particles a voxel may hold, > 0, or 0 for "
+                             f"no cap. Received: {model.max_count}")
         if not scale.whole_cube and model.whole_particles and scale.level != 1:
             raise InputError(f"{name}.whole_particles rounds level 1 to whole particles; {scale.title} makes "
                              f"level {scale.level}, whose voxels hold block means")

@@ -497,6 +497,52 @@ def test_a_latent_smoothing_past_half_the_patch_is_refused(value):
         parse_config(table)
 
 
+@pytest.mark.backends
+@pytest.mark.parametrize("scale", ["1", "uni"])
+def test_max_count_caps_each_voxel_and_leaves_the_rest_and_saves(scale, tmp_path):
+    """max_count: a voxel the same network writes above the transform of max_count holds exactly that,
+    every other voxel is unchanged, and a saved model keeps the cap."""
+    import dataclasses
+
+    import keras
+
+    from nbgan_app import scales
+    from nbgan_app.transforms import backward, forward
+
+    config = _config("tiny")
+    section = scales.scale(scale).section
+    free = build_generator(getattr(config, section), scale, config)
+    rng = np.random.default_rng(0)
+    for variable in free.trainable_variables:  # spread the output over many counts
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype("float32"))
+    x = rng.normal(size=(4,) + (config.pyramid.patch,) * 3 + (free.input_shape[-1],)).astype("float32")
+    x[..., 1:] = forward(rng.gamma(0.5, 6.0, size=x[..., 1:].shape), config.transform)
+    y_free = keras.ops.convert_to_numpy(free(x))[..., 0]
+    cap = float(np.quantile(backward(y_free, config.transform), 0.9))
+    generator = build_generator(dataclasses.replace(getattr(config, section), max_count=cap), scale, config)
+    generator.set_weights(free.get_weights())  # the cap has no weights
+    y = keras.ops.convert_to_numpy(generator(x))[..., 0]
+    top = forward(np.array(cap), config.transform)
+    above = y_free > top
+    assert 0.05 < above.mean() < 0.15
+    np.testing.assert_allclose(y[above], top, rtol=1e-6)
+    np.testing.assert_array_equal(y[~above], y_free[~above])
+    path = tmp_path / "g.keras"
+    generator.save(path)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(keras.saving.load_model(path)(x))[..., 0], y)
+
+
+def test_a_negative_max_count_is_refused():
+    from nbgan_app.config import parse_config, read_toml
+    from nbgan_app.errors import InputError
+
+    table = read_toml(ROOT / "configs" / "tiny.toml")
+    table["m1"]["max_count"] = -5
+    with pytest.raises(InputError, match=r"m1\.max_count: expected the most particles a voxel may hold, > 0, or 0 "
+                                         r"for no cap\. Received: -5"):
+        parse_config(table)
+
+
 def test_whole_particles_are_refused_above_level_one():
     from nbgan_app.config import parse_config, read_toml
     from nbgan_app.errors import InputError

@@ -33,12 +33,14 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
         return build_cube_generator(m.latent_dim, scale.side(config.pyramid), m.dense_units, m.initial_size,
                                     m.generator_filters, m.generator_strides, latent_tail=m.latent_tail, **common)
     channels = windows.context_channels(NDIM, scale.conditional)
-    output = {}  # the output head: residual or split, then whole particles
+    output = {}  # the output head: residual or split, then the ceiling, then whole particles
     if scale.conditional and m.upscaler in ("residual", "split"):
         output = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m),
                       interpolate=m.interpolate_condition)
     if scale.conditional and m.upscaler == "split":
         output["split_transform"] = dataclasses.asdict(config.transform)
+    if m.max_count:
+        output["ceiling"] = dict(max_count=m.max_count, **dataclasses.asdict(config.transform))
     if m.whole_particles:
         output["whole_transform"] = dataclasses.asdict(config.transform)
     return build_patch_generator(config.pyramid.patch, channels, m.generator_filters, **common, **output,

@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from nbgan_app.models.blocks import conv_block, conv_layer, conv_stack
+from nbgan_app.models.ceiling import Ceiling
 from nbgan_app.models.latent import HeavyTail, SmoothLatent
 from nbgan_app.models.residual import ConsistentResidual, CountSplit
 from nbgan_app.models.whole import WholeParticles
@@ -74,8 +75,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
                           kernel_sizes=(1, 3, 5), activation: str = "leaky_relu",
                           output_activation: str = "relu", merge: bool = False, ndim: int = 3,
                           residual_factor: int | None = None, residual_bound: float = 1.0, interpolate: bool = False,
-                          split_transform: dict | None = None, whole_transform: dict | None = None,
-                          latent_smoothing: int = 0, latent_tail: float = 0.0,
+                          split_transform: dict | None = None, ceiling: dict | None = None,
+                          whole_transform: dict | None = None, latent_smoothing: int = 0, latent_tail: float = 0.0,
                           name: str = "generator") -> keras.Model:
     """M2/M1/Mu: [latent, context] (B, patch^ndim, 1 + context_channels) -> target (B, patch^ndim, 1).
 
@@ -87,8 +88,9 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     {"kind", "c", "scale"}, its count split: `models.residual.CountSplit`), starting
     from the linearly interpolated condition given `interpolate`, and
     `output_activation` is not used; otherwise the last layer goes through
-    `output_activation`. Given `whole_transform` (the transform's fields), the patch
-    is then rounded to whole particles (`models.whole.WholeParticles`). With
+    `output_activation`. Given `ceiling` ({"max_count"} and the transform's fields),
+    no voxel exceeds the transform of max_count (`models.ceiling.Ceiling`). Given
+    `whole_transform` (the transform's fields), the patch is then rounded to whole particles (`models.whole.WholeParticles`). With
     `latent_smoothing` w > 0 the layers see the latent smoothed over about w cells
     (`models.latent.SmoothLatent`), and with `latent_tail` h > 0 heavy-tailed, after any
     smoothing (`models.latent.HeavyTail`).
@@ -110,6 +112,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
         else:
             out = CountSplit(residual_factor, residual_bound, **split_transform, interpolate=interpolate,
                              dtype="float32", name="output")([x_in, h])
+    if ceiling is not None:
+        out = Ceiling(**ceiling, dtype="float32", name="ceiling")(out)
     if whole_transform is not None:
         out = WholeParticles(**whole_transform, dtype="float32", name="whole_particles")([x_in, out])
     return keras.Model(x_in, out, name=name)
