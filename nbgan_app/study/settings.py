@@ -1,6 +1,6 @@
 """Settings of the evaluation study: a frozen dataclass read from the `[study]` table of a TOML file.
 
-Parsed with the same strict loader as run configs (`config._build`): an unknown
+Parsed with the same strict loader as run configs (`config.from_table`): an unknown
 key or a wrong type is an InputError naming it. configs/study.toml holds the
 defaults below; `nbgan evaluate --study FILE` reads another.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgan_app.config import ARCHITECTURES, _build, read_toml
+from nbgan_app.config import ARCHITECTURES, from_table, read_toml
 from nbgan_app.errors import InputError
 from nbgan_app.stats.scores import FLOOR_MIN
 
@@ -66,4 +66,4 @@ def load_study(path: str | Path | None) -> StudyConfig:
     """The `[study]` settings of `path`, or the defaults when `path` is None."""
     if path is None:
         return validate_study(StudyConfig())
-    return validate_study(_build(StudyFile, read_toml(path, "study settings file")).study)
+    return validate_study(from_table(StudyFile, read_toml(path, "study settings file")).study)
