@@ -532,6 +532,26 @@ def test_max_count_caps_each_voxel_and_leaves_the_rest_and_saves(scale, tmp_path
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(keras.saving.load_model(path)(x))[..., 0], y)
 
 
+@pytest.mark.backends
+def test_the_cap_passes_the_gradient_straight_through():
+    """A capped voxel's gradient is the uncapped one's, so a critic's verdict on it reaches the generator."""
+    import keras
+
+    from nbgan_app.gan.gradients import input_gradient
+    from nbgan_app.models.ceiling import Ceiling
+    from nbgan_app.transforms import forward
+
+    config = _config("tiny")
+    cap = Ceiling(20.0, **{k: getattr(config.transform, k) for k in ("kind", "c", "scale")})
+    y = np.linspace(0.0, 2 * float(forward(np.array(20.0), config.transform)), 24, dtype="float32").reshape(1, 24, 1)
+    weights = np.arange(1, 25, dtype="float32").reshape(1, 24, 1)
+    capped = keras.ops.convert_to_numpy(keras.ops.stop_gradient(cap(y)))
+    assert (capped < y).sum() >= 10
+    w = keras.ops.convert_to_tensor(weights)
+    grad = input_gradient(lambda t: keras.ops.multiply(cap(t), w), keras.ops.convert_to_tensor(y))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.stop_gradient(grad)), weights)
+
+
 def test_a_negative_max_count_is_refused():
     from nbgan_app.config import parse_config, read_toml
     from nbgan_app.errors import InputError

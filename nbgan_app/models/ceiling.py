@@ -10,9 +10,15 @@ of them (docs/quality.md, "the cells the monitor misses"). `Ceiling` caps
 every output voxel at the transform of a count, the densest cell of the
 training suite, so the critic is shown the cubes that will be sampled.
 
-The cap is hard (a minimum): below it the output is untouched, and above it
-the generator gets no gradient from that voxel, which the cap already holds.
-It breaks a residual patch's block means only in the capped voxels.
+The cap's value is hard (a minimum): below it the output is untouched. Its
+gradient goes straight through (Bengio et al. 2013), as if there were no cap.
+With the gradient of a minimum instead, zero above the cap, a capped voxel
+tells the generator nothing: the demo's M1 wrote ever more voxels at exactly
+the cap, which the critic learnt to spot (its Wasserstein estimate doubled)
+and the generator could not mend; at step 500 it made 1.41 times the
+particles (docs/quality.md). Straight through, the critic's verdict on a
+capped voxel moves the network's value below it. The cap breaks a residual
+patch's block means only in the capped voxels.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from keras import layers, ops
 
 @keras.saving.register_keras_serializable(package="nbgan")
 class Ceiling(layers.Layer):
-    """y (B, p..., 1) in transformed units -> min(y, forward(max_count)), float32.
+    """y (B, p..., 1) in transformed units -> min(y, forward(max_count)), float32, with the gradient of y.
 
     Args:
         max_count: the most particles a voxel may hold (> 0).
@@ -38,7 +44,8 @@ class Ceiling(layers.Layer):
         from nbgan_app.transforms import forward_ops
 
         top = forward_ops(ops.convert_to_tensor(self.max_count, "float32"), self.kind, self.c, self.scale)
-        return ops.minimum(ops.cast(y, "float32"), top)
+        y = ops.cast(y, "float32")
+        return y + ops.stop_gradient(ops.minimum(y, top) - y)
 
     def compute_output_shape(self, input_shape):
         return input_shape
