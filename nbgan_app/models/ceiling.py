@@ -13,12 +13,9 @@ training suite, so the critic is shown the cubes that will be sampled.
 The cap's value is hard (a minimum): below it the output is untouched. Its
 gradient goes straight through (Bengio et al. 2013), as if there were no cap.
 With the gradient of a minimum instead, zero above the cap, a capped voxel
-tells the generator nothing: the demo's M1 wrote ever more voxels at exactly
-the cap, which the critic learnt to spot (its Wasserstein estimate doubled)
-and the generator could not mend; at step 500 it made 1.41 times the
-particles (docs/quality.md). Straight through, the critic's verdict on a
-capped voxel moves the network's value below it. The cap breaks a residual
-patch's block means only in the capped voxels.
+tells the generator nothing, and the critic's verdict on it is lost; straight
+through, that verdict moves the network's value below the cap. The cap
+breaks a residual patch's block means only in the capped voxels.
 """
 
 from __future__ import annotations
