@@ -535,6 +535,8 @@ def test_max_count_caps_each_voxel_and_leaves_the_rest_and_saves(scale, tmp_path
 @pytest.mark.backends
 def test_the_cap_passes_the_gradient_straight_through():
     """A capped voxel's gradient is the uncapped one's, so a critic's verdict on it reaches the generator."""
+    import dataclasses
+
     import keras
 
     from nbgan_app.gan.gradients import input_gradient
@@ -542,7 +544,7 @@ def test_the_cap_passes_the_gradient_straight_through():
     from nbgan_app.transforms import forward
 
     config = _config("tiny")
-    cap = Ceiling(20.0, **{k: getattr(config.transform, k) for k in ("kind", "c", "scale")})
+    cap = Ceiling(20.0, **dataclasses.asdict(config.transform))
     y = np.linspace(0.0, 2 * float(forward(np.array(20.0), config.transform)), 24, dtype="float32").reshape(1, 24, 1)
     weights = np.arange(1, 25, dtype="float32").reshape(1, 24, 1)
     capped = keras.ops.convert_to_numpy(keras.ops.stop_gradient(cap(y)))

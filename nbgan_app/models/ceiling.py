@@ -21,7 +21,11 @@ breaks a residual patch's block means only in the capped voxels.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
+
+from nbgan_app.config import TransformConfig
+from nbgan_app.transforms import forward
 
 
 @keras.saving.register_keras_serializable(package="nbgan")
@@ -36,13 +40,12 @@ class Ceiling(layers.Layer):
     def __init__(self, max_count: float, kind: str, c: float, scale: float, **kwargs):
         super().__init__(**kwargs)
         self.max_count, self.kind, self.c, self.scale = float(max_count), kind, float(c), float(scale)
+        # a constant of the layer: computed once here, not on every call
+        self._top = float(forward(np.array(self.max_count), TransformConfig(kind, self.c, self.scale)))
 
     def call(self, y):
-        from nbgan_app.transforms import forward_ops
-
-        top = forward_ops(ops.convert_to_tensor(self.max_count, "float32"), self.kind, self.c, self.scale)
         y = ops.cast(y, "float32")
-        return y + ops.stop_gradient(ops.minimum(y, top) - y)
+        return y + ops.stop_gradient(ops.minimum(y, self._top) - y)
 
     def compute_output_shape(self, input_shape):
         return input_shape

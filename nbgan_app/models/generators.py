@@ -90,7 +90,8 @@ def build_patch_generator(patch: int, context_channels: int, filters, architectu
     `output_activation` is not used; otherwise the last layer goes through
     `output_activation`. Given `ceiling` ({"max_count"} and the transform's fields),
     no voxel exceeds the transform of max_count (`models.ceiling.Ceiling`). Given
-    `whole_transform` (the transform's fields), the patch is then rounded to whole particles (`models.whole.WholeParticles`). With
+    `whole_transform` (the transform's fields), the patch is then rounded to whole
+    particles (`models.whole.WholeParticles`). With
     `latent_smoothing` w > 0 the layers see the latent smoothed over about w cells
     (`models.latent.SmoothLatent`), and with `latent_tail` h > 0 heavy-tailed, after any
     smoothing (`models.latent.HeavyTail`).
