@@ -215,7 +215,7 @@ def test_sigterm_to_one_process_stops_both_after_the_same_step_with_a_checkpoint
 
 
 def test_explicit_variables_name_the_processes():
-    from nbgan_app.distribute import Processes, processes_from_env
+    from nbgan_app.cluster import Processes, processes_from_env
 
     env = {"NBGAN_NUM_PROCESSES": "2", "NBGAN_PROCESS_ID": "1", "NBGAN_COORDINATOR": "node1:29500,node2:29501"}
     for backend in BACKENDS:
@@ -239,7 +239,7 @@ def test_explicit_variables_name_the_processes():
      "jax", "SLURM_JOB_ID"),
 ])
 def test_a_malformed_variable_is_refused_in_one_line_naming_it(env, backend, culprit):
-    from nbgan_app.distribute import processes_from_env
+    from nbgan_app.cluster import processes_from_env
     from nbgan_app.errors import InputError
 
     with pytest.raises(InputError) as caught:
@@ -249,7 +249,7 @@ def test_a_malformed_variable_is_refused_in_one_line_naming_it(env, backend, cul
 
 
 def test_tf_config_is_taken_as_it_is_on_tensorflow_only():
-    from nbgan_app.distribute import processes_from_env
+    from nbgan_app.cluster import processes_from_env
 
     tf_config = json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]},
                             "task": {"type": "worker", "index": 1}})
@@ -259,7 +259,7 @@ def test_tf_config_is_taken_as_it_is_on_tensorflow_only():
 
 
 def test_slurm_variables_inside_srun_name_the_processes():
-    from nbgan_app.distribute import expand_hostlist, expand_tasks_per_node, processes_from_env
+    from nbgan_app.cluster import expand_hostlist, expand_tasks_per_node, processes_from_env
 
     assert expand_hostlist("gpu[07-09,11],login1,n[8-10]x") == \
         ["gpu07", "gpu08", "gpu09", "gpu11", "login1", "n8x", "n9x", "n10x"]
