@@ -202,7 +202,7 @@ def trace_generator(config: Config, scale: str | Scale) -> Network:
         net.add(side**NDIM)  # output activation
         return net
     patch = config.pyramid.patch
-    cin = 1 + windows.context_channels(NDIM, scale.conditional)
+    cin = 1 + windows.context_channels(NDIM, scale.conditional, config.lookahead(scale))
     net.add(patch**NDIM * cin)
     hidden = m.generator_filters[:-1]
     side, channels = _stack(net, patch, cin, hidden, [1] * len(hidden), m.architecture, kernels, residual=residual)
@@ -224,7 +224,8 @@ def critic_input_shape(config: Config, scale: str | Scale) -> tuple[int, int]:
     if scale.whole_cube:
         return scale.side(config.pyramid), 1
     return 2 * config.pyramid.patch, windows.critic_channels(scale.conditional,
-                                                             bool(config.model(scale).critic_count_unit))
+                                                             bool(config.model(scale).critic_count_unit),
+                                                             config.lookahead(scale), NDIM)
 
 
 def trace_critic(config: Config, scale: str | Scale) -> Network:
@@ -264,7 +265,8 @@ def input_elements(config: Config, scale: str | Scale) -> int:
     if scale.whole_cube:
         return n * scale.side(config.pyramid) ** NDIM
     window = 2 * config.pyramid.patch
-    coarse = (window // scale.factor(config.pyramid)) ** NDIM if scale.conditional else 0
+    span = windows.coarse_span(config.lookahead(scale)) * config.pyramid.patch
+    coarse = (span // scale.factor(config.pyramid)) ** NDIM if scale.conditional else 0
     return n * (window**NDIM + coarse)
 
 
@@ -274,7 +276,8 @@ def glue_elements(config: Config, scale: str | Scale) -> int:
     if scale.whole_cube:
         return 0
     window = (2 * config.pyramid.patch) ** NDIM
-    context = window // 2**NDIM * (1 + windows.context_channels(NDIM, scale.conditional))
+    channels = 1 + windows.context_channels(NDIM, scale.conditional, config.lookahead(scale))
+    context = window // 2**NDIM * channels
     extra = CRITIC_INPUT_TEMPORARIES if scale.conditional else 0
     return 2 * context + (WITH_TARGET_TEMPORARIES + extra) * window
 

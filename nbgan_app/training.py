@@ -95,6 +95,7 @@ def make_batches(config: Config, scale: str, levels: np.ndarray, first_step: int
         steps=steps,
         first_step=first_step,
         count_transform=config.transform if config.pyramid.mean == "counts" else None,
+        lookahead=config.lookahead(scale),
     )
 
 

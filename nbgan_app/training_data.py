@@ -15,16 +15,19 @@ A window's target patch index is drawn uniformly on the patch grid of the
 level, as the sampler visits them; where it is 0 along an axis the window
 reaches past the cube's low face and that half is zeroed, exactly as in
 sampling (`windows` module). Coarse windows are block means of the windows,
-which is how the pyramid defines the coarser level.
+which is how the pyramid defines the coarser level; with an up-scaler's
+lookahead the windows are cut one patch longer past the target's high faces
+(zeros past the cube's high face, as in sampling), coarsened, and the fine
+windows cut back to (2p)^d.
 """
 
 from __future__ import annotations
-
 
 import keras
 import numpy as np
 
 from nbgan_app.pyramid import coarsen
+from nbgan_app.windows import coarse_span
 
 
 def random_symmetry(rng: np.random.Generator, ndim: int) -> tuple[tuple[int, ...], tuple[bool, ...]]:
@@ -41,11 +44,14 @@ def transform_cube(cube: np.ndarray, shift, perm, flips) -> np.ndarray:
     return np.flip(out, axis=flipped) if flipped else out
 
 
-def cut_window(cube, index, patch, shift, perm=None, flips=None) -> np.ndarray:
-    """The (2 patch)^d window whose target is patch `index` of `transform_cube(cube, ...)`.
+def cut_window(cube, index, patch, shift, perm=None, flips=None, span: int = 2) -> np.ndarray:
+    """The (span patch)^d window from patch `index - 1` of `transform_cube(cube, ...)` on every axis.
 
-    Computed by wrapped indexing of the original cube, without transforming it
-    whole. Zeros where the window reaches past the low faces (index 0).
+    With span 2 it is the window whose target is patch `index`; with span 3 it
+    reaches one patch past the target's high faces (an up-scaler's lookahead:
+    `windows.coarse_span`). Computed by wrapped indexing of the original cube,
+    without transforming it whole. Zeros where the window reaches past the low
+    faces (index 0) or past the high faces (index n - 1, span 3), as in sampling.
     """
     ndim = cube.ndim
     size = cube.shape[0]
@@ -54,15 +60,20 @@ def cut_window(cube, index, patch, shift, perm=None, flips=None) -> np.ndarray:
     axes = []
     for axis in range(ndim):
         # position in the transformed cube -> position in the shifted cube -> in the original
-        j = np.arange(2 * patch) + (index[axis] - 1) * patch
+        j = np.arange(span * patch) + (index[axis] - 1) * patch
         j = size - 1 - (j % size) if flips[axis] else j % size
         axes.append((j - shift[perm[axis]]) % size)
     window = np.transpose(cube, perm)[np.ix_(*axes)]
     for axis, i in enumerate(index):
+        outside = []
         if i == 0:
-            low = [slice(None)] * ndim
-            low[axis] = slice(0, patch)
-            window[tuple(low)] = 0
+            outside.append(slice(0, patch))
+        if span > 2 and i == size // patch - 1:
+            outside.append(slice(2 * patch, None))
+        for part in outside:
+            region = [slice(None)] * ndim
+            region[axis] = part
+            window[tuple(region)] = 0
     return window
 
 
@@ -76,17 +87,18 @@ class TrainingBatches(keras.utils.PyDataset):
         patch: patch side for windowed scales, or None for whole cubes (M3).
         factor: down-scaling factor for the coarse windows (M2, M1), or None (M3, Mu).
         count_transform: the transform of a count-space pyramid (`pyramid.coarsen`), else None.
+        lookahead: the coarse windows reach one patch past the target's high faces (`windows`).
         seed: batches are a pure function of (seed, index).
         steps: number of batches (generator steps) in one pass.
         first_step: index offset, so batch i of this dataset is global step first_step + i.
 
     Items: M3 -> (B, n, S..., 1); Mu -> (B, n, 2p..., 1); M2/M1 -> that and the
-    coarse windows (B, n, 2p/f..., 1), as a tuple. Batch axis first (Keras
-    shards it); axis 1 is the critic step.
+    coarse windows (B, n, 2p/f..., 1), or (B, n, 3p/f..., 1) with the lookahead, as a
+    tuple. Batch axis first (Keras shards it); axis 1 is the critic step.
     """
 
     def __init__(self, levels, batch_size, num_critic_steps, patch=None, factor=None, seed=0,
-                 steps=1, first_step=0, count_transform=None, **kwargs):
+                 steps=1, first_step=0, count_transform=None, lookahead=False, **kwargs):
         super().__init__(**kwargs)
         self.levels = levels
         self.batch_size = batch_size
@@ -97,6 +109,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.steps = steps
         self.first_step = first_step
         self.count_transform = count_transform
+        self.span = coarse_span(lookahead) if factor is not None else 2
         self.ndim = levels.ndim - 1
 
     def __len__(self):
@@ -110,7 +123,7 @@ class TrainingBatches(keras.utils.PyDataset):
         if self.patch is None:
             return transform_cube(cube, shift, perm, flips)
         index = tuple(int(i) for i in rng.integers(size // self.patch, size=self.ndim))
-        return cut_window(cube, index, self.patch, shift, perm, flips)
+        return cut_window(cube, index, self.patch, shift, perm, flips, self.span)
 
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, self.first_step + index])
@@ -120,5 +133,6 @@ class TrainingBatches(keras.utils.PyDataset):
         if self.factor is None:
             return items
         coarse = coarsen(items[..., 0], self.factor, self.ndim, self.count_transform)[..., None]
-        return items, coarse
+        fine = (slice(None), slice(None)) + (slice(0, 2 * self.patch),) * self.ndim
+        return np.ascontiguousarray(items[fine]), coarse
 

@@ -13,9 +13,23 @@ target's own, stacked as channels in `neighbour_offsets` order, then (for M2
 and M1) the coarse target patch up-sampled by a constant kernel. The latent
 channel is prepended by the caller: generator input = [latent, context].
 
+The coarse window of an up-scaler covers the fine window: (2p/f)^d, corner at
+the fine window's corner / f. With `lookahead` it reaches one patch further
+past the target's high faces, (3p/f)^d, because the whole coarser level exists
+before a level is made: the coarse patches at `ahead_offsets` (the target's
+neighbours that are generated after it) then come before the coarse target in
+the context, each up-sampled and flipped along the axes where it follows the
+target, so that the face it shares with the target sits at index p - 1 like
+the target's own. Past the level's faces they are zeros, in training and in
+sampling alike. The thesis's conditioning is the coarse target alone: without
+the coarse field beyond it, a patch cannot know how mass slopes toward its
+high-side neighbours.
+
 The critic sees the whole window with the real or generated target, and for
 M2/M1 the coarse window up-sampled and the residual window - up(coarse), as
-the released code does (`critic_input`); optionally also the window's counts.
+the released code does (`critic_input`); with the lookahead also the
+generator's lookahead channels, in the target octant. Optionally also the
+window's counts.
 
 Functions on tensors use keras.ops and take a leading batch axis; the NumPy
 helper `extract_window` cuts windows out of cubes with zero padding.
@@ -31,6 +45,16 @@ import numpy as np
 def neighbour_offsets(ndim: int) -> list[tuple[int, ...]]:
     """Patch-grid offsets of the neighbours, in channel order: product((-1, 0)) minus the target."""
     return [o for o in itertools.product((-1, 0), repeat=ndim) if any(o)]
+
+
+def ahead_offsets(ndim: int) -> list[tuple[int, ...]]:
+    """Patch-grid offsets of the lookahead coarse patches, in channel order: product((0, 1)) minus the target."""
+    return [o for o in itertools.product((0, 1), repeat=ndim) if any(o)]
+
+
+def coarse_span(lookahead: bool) -> int:
+    """Patches per axis that an up-scaler's coarse window covers: 2, or 3 with the lookahead."""
+    return 3 if lookahead else 2
 
 
 def extract_window(cube: np.ndarray, corner: tuple[int, ...], size: int) -> np.ndarray:
@@ -70,31 +94,46 @@ def upsample(x, factor: int):
     return x
 
 
-def split_window(window, coarse=None):
+def split_window(window, coarse=None, lookahead: bool = False):
     """Generator context and real target of a batch of windows.
 
     Args:
         window: (B, 2p, ..., 2p, 1) level-cube windows (transformed space).
-        coarse: (B, 2p/f, ..., 2p/f, 1) the same windows at the coarser level,
+        coarse: (B, s p/f, ..., s p/f, 1) the same windows at the coarser level (s = `coarse_span`),
             or None for models without down-scaled input (M3 never uses windows; Mu).
+        lookahead: the coarse windows reach one patch past the target's high faces (module docstring).
 
     Returns:
-        context (B, p, ..., p, 2^d - 1 [+ 1]) and target (B, p, ..., p, 1).
+        context (B, p, ..., p, 2^d - 1 [+ 2^d - 1 with the lookahead] [+ 1]) and target (B, p, ..., p, 1).
     """
     ops = _ops()
     ndim = len(window.shape) - 2
     p = window.shape[1] // 2
     channels = []
     for offset in neighbour_offsets(ndim):
-        patch = _octant(window, offset, p)
-        flip_axes = [1 + axis for axis, o in enumerate(offset) if o < 0]
-        for axis in flip_axes:
-            patch = ops.flip(patch, axis=axis)
-        channels.append(patch)
+        channels.append(_facing(_octant(window, offset, p), offset, lambda o: o < 0))
     if coarse is not None:
-        factor = window.shape[1] // coarse.shape[1]
-        channels.append(upsample(target_patch(coarse), factor))
+        small = coarse.shape[1] // coarse_span(lookahead)
+        if lookahead:
+            channels += _ahead(coarse, p)
+        channels.append(upsample(_octant(coarse, (0,) * ndim, small), p // small))
     return ops.concatenate(channels, axis=-1), target_patch(window)
+
+
+def _ahead(coarse, p: int) -> list:
+    """The lookahead channels (B, p..., 1) of a (3p/f)^d coarse window, in `ahead_offsets` order."""
+    small = coarse.shape[1] // coarse_span(True)
+    return [upsample(_facing(_octant(coarse, offset, small), offset, lambda o: o > 0), p // small)
+            for offset in ahead_offsets(len(coarse.shape) - 2)]
+
+
+def _facing(patch, offset: tuple[int, ...], flip) -> object:
+    """`patch` flipped along the axes whose offset satisfies `flip`, so it mirrors the target across their faces."""
+    ops = _ops()
+    for axis, o in enumerate(offset):
+        if flip(o):
+            patch = ops.flip(patch, axis=1 + axis)
+    return patch
 
 
 def target_patch(window):
@@ -112,24 +151,35 @@ def with_target(window, target):
     return window * (1 - mask) + ops.pad(target, pad)
 
 
-def critic_input(window, coarse=None, counts=None):
+def critic_input(window, coarse=None, counts=None, lookahead: bool = False):
     """What the critic sees: the window, plus up(coarse) and window - up(coarse) when given, plus
-    `counts(window)` last when given (a count-space channel: see `gan.wgan_gp.WGANGP`)."""
+    `counts(window)` last when given (a count-space channel: see `gan.wgan_gp.WGANGP`).
+
+    With the lookahead, the coarse window is cut back to the fine window's extent, and the
+    generator's lookahead channels come after the residual, in the target octant (zeros elsewhere):
+    the critic can judge a target only against what its generator was given.
+    """
     ops = _ops()
     channels = [window]
     if coarse is not None:
+        ahead = []
+        if lookahead:
+            p = window.shape[1] // 2
+            ahead = [ops.pad(a, [[0, 0]] + [[p, 0]] * (len(window.shape) - 2) + [[0, 0]]) for a in _ahead(coarse, p)]
+            side = 2 * coarse.shape[1] // coarse_span(True)
+            coarse = coarse[(slice(None),) + (slice(0, side),) * (len(coarse.shape) - 2) + (slice(None),)]
         up = upsample(coarse, window.shape[1] // coarse.shape[1])
-        channels += [up, window - up]
+        channels += [up, window - up] + ahead
     if counts is not None:
         channels.append(counts(window))
     return channels[0] if len(channels) == 1 else ops.concatenate(channels, axis=-1)
 
 
-def critic_channels(conditional: bool, counts: bool) -> int:
-    """Channels of `critic_input`: the window, [up(coarse), residual], [counts]."""
-    return 1 + 2 * int(conditional) + int(counts)
+def critic_channels(conditional: bool, counts: bool, lookahead: bool = False, ndim: int = 3) -> int:
+    """Channels of `critic_input`: the window, [up(coarse), residual, [lookahead]], [counts]."""
+    return 1 + (2 + int(lookahead) * (2**ndim - 1)) * int(conditional) + int(counts)
 
 
-def context_channels(ndim: int, conditional: bool) -> int:
+def context_channels(ndim: int, conditional: bool, lookahead: bool = False) -> int:
     """Channels of the generator context (without the latent channel)."""
-    return 2**ndim - 1 + int(conditional)
+    return (2**ndim - 1) * (1 + int(conditional and lookahead)) + int(conditional)

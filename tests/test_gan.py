@@ -80,6 +80,10 @@ def _tiny_data(config, scale):
     if scale == "uni":
         return (windows,)
     f = config.factor(scale)
+    if config.lookahead(scale):  # coarse windows one patch longer past the target's high faces
+        longer = rng.gamma(2.0, size=(batch, n) + (3 * p,) * 3 + (1,)).astype("float32")
+        windows = np.ascontiguousarray(longer[:, :, :2 * p, :2 * p, :2 * p])
+        return windows, longer.reshape((batch, n) + (3 * p // f, f) * 3 + (1,)).mean(axis=(3, 5, 7))
     coarse = windows.reshape((batch, n) + (2 * p // f, f) * 3 + (1,)).mean(axis=(3, 5, 7))
     return windows, coarse
 
@@ -94,10 +98,12 @@ def _weights(model):
 # more with a critic focused on the target patch and 2 cells of context that also sees counts. Mu
 # rounds to whole particles: the generator still learns, through the rounding. M1's critic sees the
 # target patch's power spectrum: the penalty's second derivatives pass through it; its generator's
-# loss has the count term too.
+# loss has the count term too. The residual M1 with the lookahead sees the coarse patches past its
+# target's high faces.
 @pytest.mark.parametrize("scale, num_critic_steps, model", [
     ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}),
-    ("uni", 1, {"whole_particles": True}), ("1", 1, {"critic_spectrum": True, "count_weight": 1.0})])
+    ("uni", 1, {"whole_particles": True}), ("1", 1, {"critic_spectrum": True, "count_weight": 1.0}),
+    ("1", 1, {"upscaler": "residual", "lookahead": True})])
 def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, model):
     gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **model)
     before = (_weights(gan.generator), _weights(gan.critic))

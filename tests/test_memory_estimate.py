@@ -37,6 +37,17 @@ def test_traced_parameters_are_the_keras_models(name):
         assert trace_critic(cfg, scale).params == build_critic(model, scale, cfg).count_params(), scale
 
 
+def test_traced_parameters_follow_the_lookahead_channels():
+    from nbgan_app.models.factory import build_critic, build_generator
+
+    plain = config("demo")
+    ahead = dataclasses.replace(plain, m1=dataclasses.replace(plain.m1, lookahead=True))
+    for trace, build in ((trace_generator, build_generator), (trace_critic, build_critic)):
+        traced = trace(ahead, "1").params
+        assert traced == build(ahead.m1, "1", ahead).count_params()
+        assert traced > trace(plain, "1").params  # the first layer sees 7 more channels
+
+
 @pytest.mark.parametrize("optimizer, ema", [("rmsprop", 0.0), ("adam", 0.0), ("rmsprop", 0.99)])
 def test_optimizer_bytes_are_the_optimizers_variables(optimizer, ema):
     from nbgan_app.training import build_compiled_gan

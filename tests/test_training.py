@@ -61,6 +61,26 @@ def test_resume_is_exact(tiny_config, tiny_cubes, tmp_path, scale):
     _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
 
 
+def test_an_m1_with_the_lookahead_trains_samples_its_monitor_and_resumes_exactly(tiny_config, tiny_cubes, tmp_path):
+    """The lookahead reaches every part: the batches' longer coarse windows, the generator's 7 more
+    context channels, and the monitor's sampler (a plan without it would hand the generator 9)."""
+    import dataclasses
+
+    from nbgan_app.training import train
+
+    config = dataclasses.replace(tiny_config, m1=dataclasses.replace(tiny_config.m1, upscaler="residual",
+                                                                     lookahead=True))
+    train(config, "1", tmp_path / "straight", steps=4, progress=False)
+    train(config, "1", tmp_path / "split", steps=2, progress=False)
+    state = train(config, "1", tmp_path / "split", steps=4, progress=False)
+    assert state["state"] == "finished"
+    _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
+    stats = json.loads((tmp_path / "split" / "samples" / "latest_stats.json").read_text())
+    assert stats["step"] == 4 and stats["fake"]["n_cubes"] >= 1
+    saved = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert saved["config"]["m1"]["lookahead"] is True
+
+
 def test_a_resume_may_change_how_the_monitor_scores_and_stays_exact(tiny_config, tiny_cubes, tmp_path):
     """Evaluating draws on no training randomness: a run resumed with more monitor samples, scored at
     other steps, trains exactly as one that never changed them, its samples are the new monitor's, and

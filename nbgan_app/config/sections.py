@@ -163,6 +163,11 @@ class UpscalerConfig(PatchModelConfig):
     # pyramid pins a block's transformed mean, not its particles, and the residual M1 drifted to
     # x1.06-1.2 of the boxes' particles after its best steps (docs/quality.md)
     count_weight: float = 0.0
+    # the generator also sees the coarse patches of the target's neighbours past its high faces, which
+    # are generated after it at its own level but exist at the coarser one (windows.py). The thesis's
+    # conditioning is the coarse target alone, so a patch cannot know how mass slopes toward those
+    # neighbours, and M1 lacked power at 5-10 Mpc/h (docs/quality.md)
+    lookahead: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,10 @@ class Config:
     def factor(self, scale: str | Scale) -> int | None:
         """The scale's side over its conditioning level's side; None for M3 and Mu (`Scale.factor`)."""
         return scales.scale(scale).factor(self.pyramid)
+
+    def lookahead(self, scale: str | Scale) -> bool:
+        """Whether the scale's up-scaler sees the coarse patches past its target's high faces (`windows`)."""
+        return bool(getattr(self.model(scale), "lookahead", False))
 
     def resolve(self, path: str) -> Path:
         return (Path(self.root) / path).resolve()

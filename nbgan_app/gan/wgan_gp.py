@@ -85,6 +85,8 @@ class WGANGP(keras.Model):
         critic: (B, ..., C) -> (B, 1) scores.
         coarse: True for M2/M1 (data carries coarse windows), False for Mu,
             None for M3.
+        lookahead: M2/M1 only: the coarse windows reach one patch past the target's high
+            faces, and the generator sees those coarse patches too (`windows`).
         whole_cube: True for M3 (the generator makes whole cubes from a latent vector).
         num_critic_steps: critic updates per generator update (n).
         gp_weight: weight of the gradient penalty.
@@ -102,7 +104,7 @@ class WGANGP(keras.Model):
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
-                 gp_weight=10.0, seed=0, counts=None, **kwargs):
+                 gp_weight=10.0, seed=0, counts=None, lookahead=False, **kwargs):
         super().__init__(**kwargs)
         if whole_cube != (coarse is None):
             raise ValueError(f"Expected coarse=None exactly when whole_cube=True. "
@@ -110,7 +112,9 @@ class WGANGP(keras.Model):
         if num_critic_steps < 1:
             raise ValueError(f"Expected num_critic_steps >= 1. Received: num_critic_steps={num_critic_steps}")
         self.generator, self.critic = generator, critic
-        self.coarse, self.whole_cube = coarse, whole_cube
+        if lookahead and not coarse:
+            raise ValueError("Expected lookahead=False for a model without coarse windows")
+        self.coarse, self.whole_cube, self.lookahead = coarse, whole_cube, bool(lookahead)
         if counts is not None and whole_cube:
             raise ValueError("Expected counts=None for a whole-cube critic (the count channel is a window critic's)")
         self.num_critic_steps, self.gp_weight, self.seed = num_critic_steps, gp_weight, seed
@@ -151,7 +155,8 @@ class WGANGP(keras.Model):
         return {**super().get_config(), "generator": keras.saving.serialize_keras_object(self.generator),
                 "critic": keras.saving.serialize_keras_object(self.critic), "coarse": self.coarse,
                 "whole_cube": self.whole_cube, "num_critic_steps": self.num_critic_steps,
-                "gp_weight": self.gp_weight, "seed": self.seed, "counts": self.counts}
+                "gp_weight": self.gp_weight, "seed": self.seed, "counts": self.counts,
+                "lookahead": self.lookahead}
 
     @classmethod
     def from_config(cls, config):
@@ -267,12 +272,13 @@ class WGANGP(keras.Model):
         if self.whole_cube:
             fake, _ = self.generator.stateless_call(g_values, g_free, latent, training=True)
             return ops.cast(fake, "float32"), real
-        context, _ = windows.split_window(real, coarse)
+        context, _ = windows.split_window(real, coarse, self.lookahead)
         g_input = ops.concatenate([ops.cast(latent, context.dtype), context], axis=-1)
         target, _ = self.generator.stateless_call(g_values, g_free, g_input, training=True)
         fake = windows.with_target(real, ops.cast(target, real.dtype))
         counts = self._count_channel if self.counts and self.counts.get("unit") else None
-        return windows.critic_input(fake, coarse, counts), windows.critic_input(real, coarse, counts)
+        return (windows.critic_input(fake, coarse, counts, self.lookahead),
+                windows.critic_input(real, coarse, counts, self.lookahead))
 
     def _to_counts(self, values):
         c = self.counts

@@ -32,7 +32,7 @@ def build_generator(model_config: ModelConfig, scale: str | Scale, config: Confi
     if scale.whole_cube:
         return build_cube_generator(m.latent_dim, scale.side(config.pyramid), m.dense_units, m.initial_size,
                                     m.generator_filters, m.generator_strides, latent_tail=m.latent_tail, **common)
-    channels = windows.context_channels(NDIM, scale.conditional)
+    channels = windows.context_channels(NDIM, scale.conditional, config.lookahead(scale))
     output = {}  # the output head: residual or split, then the ceiling, then whole particles
     if scale.conditional and m.upscaler in ("residual", "split"):
         output = dict(residual_factor=scale.factor(config.pyramid), residual_bound=residual_bound(config, m),
@@ -70,7 +70,8 @@ def build_critic(model_config: ModelConfig, scale: str | Scale, config: Config) 
     if scale.whole_cube:
         side, channels = scale.side(config.pyramid), 1
     else:
-        side, channels = 2 * config.pyramid.patch, windows.critic_channels(scale.conditional, bool(m.critic_count_unit))
+        side = 2 * config.pyramid.patch
+        channels = windows.critic_channels(scale.conditional, bool(m.critic_count_unit), config.lookahead(scale), NDIM)
         crop = config.pyramid.patch - m.critic_margin if m.critic_margin else 0
         spectrum = config.pyramid.patch if m.critic_spectrum else 0
     return _build_critic(side, channels, m.critic_filters, m.critic_strides, m.critic_dense,
@@ -92,7 +93,8 @@ def build_gan(config: Config, scale: str | Scale):
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
                   coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
-                  seed=config.train.seed, counts=counts, name=f"wgan_gp_{scale.name}")
+                  seed=config.train.seed, counts=counts, lookahead=config.lookahead(scale),
+                  name=f"wgan_gp_{scale.name}")
 
 
 def build_optimizers(train: TrainConfig):

@@ -188,7 +188,8 @@ def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool =
             plans.append(LevelPlan(level, side, patch, None, None, run))
             continue
         factor = scale.factor(config.pyramid)
-        plans.append(LevelPlan(scale.level, side, patch, factor, None, run))
+        plans.append(LevelPlan(scale.level, side, patch, factor, None, run,
+                               lookahead=config.lookahead(scale)))
         side //= factor
     if given_input:
         plans.append(LevelPlan(plans[-1].level + 1, side, side, None, None, None))

@@ -42,6 +42,7 @@ class LevelPlan:
         latent_dim: latent vector length of a whole-cube model, else None.
         run: the run providing the generator, None for a given input level.
         name: its dataset, `levels/<level>` or `data` for the last level of a chain.
+        lookahead: the up-scaler sees the coarse patches past the target's high faces (`windows`).
     """
 
     level: int
@@ -51,6 +52,7 @@ class LevelPlan:
     latent_dim: int | None
     run: RunInfo | None
     name: str = ""
+    lookahead: bool = False
 
 
 class ArrayTarget:
@@ -141,7 +143,8 @@ def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], targe
     """
     if plan.latent_dim is None:
         sampler = PatchSampler(generator, order=order, max_batch=max_batch, seed=seed, level=plan.level,
-                               factor=plan.factor, progress=progress, first_cube=first_cube)
+                               factor=plan.factor, progress=progress, first_cube=first_cube,
+                               lookahead=plan.lookahead)
         sampler.sample(target, n_cubes, coarse if plan.factor is not None else None)
         return sampler.calls
     index = (0,) * target.spec.ndim

@@ -4,7 +4,8 @@ One level at a time. A patch-by-patch level (M2, M1, Mu) walks its n^d grid
 in the waves of `orders.waves`; for each patch of each cube it cuts the
 (2p)^d window of the level generated so far (corner (i - 1) p, zeros past the
 low faces) and, for up-scalers, the (2p/f)^d window of the coarser level
-(corner (i - 1) p / f) with `windows.extract_window`, and turns them into the
+(corner (i - 1) p / f; (3p/f)^d with the lookahead, zeros past the high faces)
+with `windows.extract_window`, and turns them into the
 generator's context with `windows.split_window`: the very functions training
 uses. Generator input = concat([latent (B, p..., 1), context], -1); output
 (B, p..., 1), all in transformed space. One batched call per at most
@@ -23,7 +24,7 @@ import numpy as np
 from nbgan_app.sampling import noise
 from nbgan_app.sampling.orders import waves
 from nbgan_app.sampling.store import DatasetCube, PatchStore, StoreCube
-from nbgan_app.windows import extract_window, split_window
+from nbgan_app.windows import coarse_span, extract_window, split_window
 
 Generator = Callable[[np.ndarray], object]
 Progress = Callable[[int, int, int], None]  # (wave, waves, level)
@@ -53,17 +54,18 @@ class PatchSampler:
         first_cube: the index, in the whole sample, of the target's cube 0: a worker that makes
             cubes a .. b-1 into a shard of b - a draws the noise of cubes a .. b-1 (`workers`).
         factor: fine/coarse side ratio of the conditioning level, or None (Mu).
+        lookahead: the up-scaler sees the coarse patches past the target's high faces (`windows`).
         progress: called after every wave with (wave, waves, level), 1-based.
     """
 
     def __init__(self, generator: Generator, *, order: str = "wavefront", max_batch: int = 64,
                  seed: int = 0, level: int = 1, factor: int | None = None, progress: Progress | None = None,
-                 first_cube: int = 0):
+                 first_cube: int = 0, lookahead: bool = False):
         if max_batch < 1:
             raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
         self.generator, self.order, self.max_batch = generator, order, max_batch
         self.seed, self.level, self.factor, self.progress = seed, level, factor, progress
-        self.first_cube = first_cube
+        self.first_cube, self.lookahead = first_cube, lookahead
         self.calls = 0
         self.store: PatchStore | None = None
 
@@ -88,17 +90,18 @@ class PatchSampler:
                 self.progress(number, len(schedule), self.level)
 
     def inputs(self, chunk: list[tuple[int, tuple[int, ...]]], patch: int, coarse) -> np.ndarray:
-        """Generator input (B, p..., C) for (cube, index) pairs: [latent, neighbours, up(coarse target)]."""
+        """Generator input (B, p..., C) for (cube, index) pairs: [latent, neighbours, [ahead,] up(coarse target)]."""
         windows = np.stack([extract_window(StoreCube(self.store, cube, index),
                                            tuple((i - 1) * patch for i in index), 2 * patch)
                             for cube, index in chunk])[..., None]
         coarse_windows = None
         if self.factor is not None:
             small = patch // self.factor
+            span = coarse_span(self.lookahead) * small
             coarse_windows = np.stack([extract_window(DatasetCube(coarse, cube),
-                                                      tuple((i - 1) * small for i in index), 2 * small)
+                                                      tuple((i - 1) * small for i in index), span)
                                        for cube, index in chunk])[..., None]
-        context, _ = split_window(windows, coarse_windows)
+        context, _ = split_window(windows, coarse_windows, self.lookahead)
         latent = np.stack([noise.patch_latent(self.seed, self.level, self.first_cube + cube, index, patch)
                            for cube, index in chunk])
         return np.concatenate([latent, to_numpy(context)], axis=-1)
