@@ -85,8 +85,6 @@ class WGANGP(keras.Model):
         critic: (B, ..., C) -> (B, 1) scores.
         coarse: True for M2/M1 (data carries coarse windows), False for Mu,
             None for M3.
-        lookahead: M2/M1 only: the coarse windows reach one patch past the target's high
-            faces, and the generator sees those coarse patches too (`windows`).
         whole_cube: True for M3 (the generator makes whole cubes from a latent vector).
         num_critic_steps: critic updates per generator update (n).
         gp_weight: weight of the gradient penalty.
@@ -101,6 +99,8 @@ class WGANGP(keras.Model):
             the transformed-space pyramid pins a block's transformed mean but not its particles,
             which a generator can add at little cost to the critic. The batch's sum, not each
             patch's: a patch's particles vary given its condition (docs/quality.md).
+        lookahead: M2/M1 only: the coarse windows reach one patch past the target's high
+            faces, and the generator and critic see those coarse patches too (`windows`).
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
