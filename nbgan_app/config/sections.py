@@ -163,10 +163,10 @@ class UpscalerConfig(PatchModelConfig):
     # pyramid pins a block's transformed mean, not its particles, and the residual M1 drifted to
     # x1.06-1.2 of the boxes' particles after its best steps (docs/quality.md)
     count_weight: float = 0.0
-    # the generator also sees the coarse patches of the target's neighbours past its high faces, which
-    # are generated after it at its own level but exist at the coarser one (windows.py). The thesis's
-    # conditioning is the coarse target alone, so a patch cannot know how mass slopes toward those
-    # neighbours, and M1 lacked power at 5-10 Mpc/h (docs/quality.md)
+    # the generator, and its critic in the target octant, also see the coarse patches of the target's
+    # neighbours past its high faces, generated after it at its own level but already made at the
+    # coarser one (windows.py); the thesis's conditioning is the coarse target alone. On M1 it was level
+    # with the recipe and did not bring back its missing power at 5-10 Mpc/h (docs/quality.md)
     lookahead: bool = False
 
 
