@@ -14,6 +14,13 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def config_named(name: str):
+    """configs/<name>.toml as shipped (its simulation cache as written there)."""
+    from nbgan_app.config import load_config
+
+    return load_config(ROOT / "configs" / f"{name}.toml")
+
+
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory):
     """configs/tiny.toml with its simulation cache in a per-session directory."""
