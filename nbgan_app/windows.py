@@ -144,11 +144,14 @@ def target_patch(window):
 def with_target(window, target):
     """The window with its target octant replaced by `target` (B, p..., 1)."""
     ops = _ops()
-    ndim = len(window.shape) - 2
-    p = target.shape[1]
-    pad = [[0, 0]] + [[p, 0]] * ndim + [[0, 0]]
-    mask = ops.pad(ops.ones_like(target), pad)
-    return window * (1 - mask) + ops.pad(target, pad)
+    mask = _in_target_octant(ops.ones_like(target))
+    return window * (1 - mask) + _in_target_octant(target)
+
+
+def _in_target_octant(patch):
+    """A (B, 2p..., C) window holding `patch` (B, p..., C) in its target octant and zeros elsewhere."""
+    p = patch.shape[1]
+    return _ops().pad(patch, [[0, 0]] + [[p, 0]] * (len(patch.shape) - 2) + [[0, 0]])
 
 
 def critic_input(window, coarse=None, counts=None, lookahead: bool = False):
@@ -165,7 +168,7 @@ def critic_input(window, coarse=None, counts=None, lookahead: bool = False):
         ahead = []
         if lookahead:
             p = window.shape[1] // 2
-            ahead = [ops.pad(a, [[0, 0]] + [[p, 0]] * (len(window.shape) - 2) + [[0, 0]]) for a in _ahead(coarse, p)]
+            ahead = [_in_target_octant(a) for a in _ahead(coarse, p)]
             side = 2 * coarse.shape[1] // coarse_span(True)
             coarse = coarse[(slice(None),) + (slice(0, side),) * (len(coarse.shape) - 2) + (slice(None),)]
         up = upsample(coarse, window.shape[1] // coarse.shape[1])
