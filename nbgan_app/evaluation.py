@@ -6,7 +6,9 @@ that level (`pyramid.level_of`, mapped back to counts), with the chain
 `nbgan sample` runs (`sampling.sample_in_memory`):
 - M3 draws whole cubes from latents;
 - M2 and M1 up-scale the held-out cubes' coarser level, patch by patch (the
-  thesis's conditional evaluation, as `nbgan upscale --from-fine`);
+  thesis's conditional evaluation, as `nbgan upscale --from-fine`), each
+  held-out cube in turn until they have made `eval_samples` (with 8 held-out
+  cubes and 64 samples, 8 draws of each);
 - Mu generates the level patch by patch from nothing.
 The samples (counts) go to samples/latest.h5, their statistics and the real
 ones to samples/latest_stats.json, and the scores into the metrics record,
@@ -53,12 +55,15 @@ class Evaluator:
         side = self.scale.side(config.pyramid)
         self.real = backward(level_of(config, held_out, side), config.transform)
         self.real_mean = np.mean(self.real)  # counts per voxel, for `_mean_ratio`
-        # an up-scaler conditions each sample on one held-out cube, so it makes no more than there are
-        self.n = (min(config.train.eval_samples, len(held_out)) if self.scale.conditional
-                  else config.train.eval_samples)
+        self.n = config.train.eval_samples
         self.plans = plan_chain([RunInfo(Path(run_dir), self.scale.name, config)],
                                 given_input=self.scale.conditional)
-        self.given = level_of(config, held_out[:self.n], self.plans[0].side) if self.scale.conditional else None
+        self.given = None
+        if self.scale.conditional:
+            # the held-out cubes' coarser level, taken in turn: with more samples than held-out cubes,
+            # each is up-scaled several times, with other latents (one draw a cube left the error noisy)
+            coarse = level_of(config, held_out, self.plans[0].side)
+            self.given = coarse[np.arange(self.n) % len(coarse)]
 
     def __call__(self, gan, step: int) -> dict:
         from nbgan_app.sampling.runs import keras_generator

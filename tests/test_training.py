@@ -181,7 +181,8 @@ def test_finest_level_is_transformed_in_place_only_when_asked(tiny_config):
 
 def test_evaluation_upscales_as_nbgan_upscale_does_and_leaves_the_seed_state(tiny_config, tiny_cubes, tiny_runs,
                                                                              tmp_path):
-    """The monitor's M1 samples are `nbgan upscale --from-fine` of the held-out cubes with the step's seed."""
+    """The monitor's M1 samples are `nbgan upscale --from-fine` of the held-out cubes with the step's seed,
+    each held-out cube in turn until there are `eval_samples` (here 2 draws of the one held-out cube)."""
     import h5py
     import keras
 
@@ -200,7 +201,9 @@ def test_evaluation_upscales_as_nbgan_upscale_does_and_leaves_the_seed_state(tin
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(gan.seed_generator.state.value), seed_state)
 
     fake, _ = load_cubes([tmp_path / "run" / rundir.SAMPLES / rundir.LATEST_SAMPLES])
-    write_cube(tmp_path / "held.h5", held_out[:len(fake)], 64.0)
+    assert len(fake) == tiny_config.train.eval_samples > len(held_out)
+    assert not np.array_equal(fake[0], fake[1])  # two draws of one cube, with other latents
+    write_cube(tmp_path / "held.h5", held_out[np.arange(len(fake)) % len(held_out)], 64.0)
     seed = tiny_config.train.seed * 1_000_003 + 5
     assert main(["upscale", "--run", str(tiny_runs["1"]), "--input", str(tmp_path / "held.h5"), "--from-fine",
                  "--seed", str(seed), "--order", "wavefront", "--out", str(tmp_path / "up.h5"), "--quiet"]) == 0

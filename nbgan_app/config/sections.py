@@ -184,8 +184,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_every: int = 200
-    # cubes the monitor generates per evaluation: M3 and Mu draw this many, an up-scaler one per
-    # held-out cube at most (it up-scales their coarser level)
+    # cubes the monitor generates per evaluation: M3 and Mu from nothing, an up-scaler from the held-out
+    # cubes' coarser level, each in turn (several draws of each when there are more samples than cubes)
     eval_samples: int = 4
     # an evaluation whose generated mean count is off the monitor cubes' by more than this fraction never
     # becomes the run's best (0: no guard); the monitor error alone barely sees a generator adding particles
