@@ -82,6 +82,8 @@ def test_a_whole_particle_generator_rounds_its_expected_counts_by_its_latent_and
     from nbgan_app import scales
     from nbgan_app.transforms import backward, forward
 
+    to_numpy = keras.ops.convert_to_numpy
+
     config = config_named("tiny")
     section = scales.scale(scale).section
     expected_net = build_generator(getattr(config, section), scale, config)
@@ -91,8 +93,8 @@ def test_a_whole_particle_generator_rounds_its_expected_counts_by_its_latent_and
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4,) + (config.pyramid.patch,) * 3 + (generator.input_shape[-1],)).astype("float32")
     x[..., 1:] = forward(rng.gamma(0.5, 6.0, size=x[..., 1:].shape), config.transform)
-    expected = backward(keras.ops.convert_to_numpy(expected_net(x))[..., 0], config.transform)
-    counts = backward(keras.ops.convert_to_numpy(generator(x))[..., 0], config.transform)
+    expected = backward(to_numpy(expected_net(x))[..., 0], config.transform)
+    counts = backward(to_numpy(generator(x))[..., 0], config.transform)
     whole = np.rint(counts)
     assert np.all(np.abs(counts - whole) <= 1e-4 * np.maximum(whole, 1))
     assert expected.std() > 0.2 and not np.allclose(whole, np.rint(expected))  # fractions, rounded at random
@@ -100,14 +102,13 @@ def test_a_whole_particle_generator_rounds_its_expected_counts_by_its_latent_and
     frac = expected - np.floor(expected)
     assert abs(whole.sum() - expected.sum()) < 4 * np.sqrt(np.sum(frac * (1 - frac)))
     # the draw is the latent's: the same input rounds the same way, another latent another way
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(generator(x)), keras.ops.convert_to_numpy(generator(x)))
+    np.testing.assert_array_equal(to_numpy(generator(x)), to_numpy(generator(x)))
     other = x.copy()
     other[..., 0] = rng.normal(size=x[..., 0].shape)
-    numpy = keras.ops.convert_to_numpy
-    assert not np.array_equal(numpy(generator(other)), numpy(expected_net(other)))
+    assert not np.array_equal(to_numpy(generator(other)), to_numpy(expected_net(other)))
     generator.save(tmp_path / "g.keras")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "g.keras")(x)),
-                                  keras.ops.convert_to_numpy(generator(x)))
+    np.testing.assert_array_equal(to_numpy(keras.saving.load_model(tmp_path / "g.keras")(x)),
+                                  to_numpy(generator(x)))
 
 
 @pytest.mark.backends
