@@ -18,6 +18,7 @@ def _plan(tmp_path, tiny_toml):
 base = "{tiny_toml}"
 eval_boxes = 2
 n_fake = 2
+sampling_seeds = [0, 1]
 
 [[m1]]
 name = "direct"
@@ -44,6 +45,12 @@ def test_plan_trains_each_variant_by_segment_scores_it_and_resumes(tmp_path, tin
     for record in direct + results["m1/residual"]:
         for stat in ("psd", "mass_hist", "peak_hist"):
             assert np.isfinite(record[stat]) and record[stat] >= 0
+        # each sampling seed draws its own cubes; the headline is their median
+        assert record["sampling_seeds"] == [0, 1]
+        for stat in ablation.HEADLINE:
+            assert len(record["by_seed"][stat]) == 2
+            assert record[stat] == pytest.approx(np.median(record["by_seed"][stat]))
+        assert record["by_seed"]["psd"][0] != record["by_seed"]["psd"][1]
     saved = json.loads((out / "m1" / "residual" / "config.json").read_text())["config"]
     assert saved["m1"]["upscaler"] == "residual" and saved["train"]["optimizer"] == "adam"
     # the evaluation boxes are fresh seeds after the training suite's, in their own cache
@@ -61,9 +68,18 @@ def test_plan_trains_each_variant_by_segment_scores_it_and_resumes(tmp_path, tin
     assert [r["checkpoint_step"] for r in direct] == [2, 4]
     assert keep_if_best(out / "m1" / "direct", build_generator(config.m1, "1", config), 2, float("-inf"))
     evaluation, box_size = ablation.evaluation_boxes(ablation.read_plan(plan)["base"], 2, progress=False)
-    again = ablation.score_run(out / "m1" / "direct", "1", evaluation, box_size, 2)
+    again = ablation.score_run(out / "m1" / "direct", "1", evaluation, box_size, 2, seeds=(0, 1))
     assert again["checkpoint_step"] == 4
     assert (again["psd"], again["mass_hist"]) == (direct[1]["psd"], direct[1]["mass_hist"])
+    # one seed alone is that seed's score, and the per-bin PSD error is the mean over the seeds'
+    first = ablation.score_run(out / "m1" / "direct", "1", evaluation, box_size, 2, seeds=(1,))
+    assert first["psd"] == direct[1]["by_seed"]["psd"][1]
+    second = ablation.score_run(out / "m1" / "direct", "1", evaluation, box_size, 2, seeds=(0,))
+    bins = np.array([first["psd_frac"], second["psd_frac"]], dtype=float)  # null: a bin without power
+    assert np.allclose(np.array(again["psd_frac"], dtype=float), bins.mean(axis=0), equal_nan=True)
+    table = "\n".join(ablation.markdown_results(out))
+    low, high = sorted(direct[1]["by_seed"]["psd"])
+    assert f"{direct[1]['psd']:.3f} ({low:.3f}-{high:.3f})" in table
 
 
 def test_override_replaces_dotted_keys_without_touching_the_base():
@@ -81,6 +97,10 @@ def test_bad_plans_are_refused(tmp_path):
     plan.write_text('[ablation]\nbase = "x.toml"\n[[m4]]\nname = "a"\nsegments = [1]\n')
     with pytest.raises(InputError, match="m4"):
         ablation.read_plan(plan)
+    for seeds in ("[]", "[1, 1]", '["1"]', "3", "[-1]"):
+        plan.write_text(f'[ablation]\nbase = "x.toml"\nsampling_seeds = {seeds}\n')
+        with pytest.raises(InputError, match="sampling_seeds"):
+            ablation.read_plan(plan)
 
 
 def test_a_stopped_variant_stops_the_plan(tmp_path, tiny_toml, monkeypatch):

@@ -13,6 +13,14 @@ The score is the median over bins of |fake mean / real mean - 1| for each
 statistic (`stats.scores.compare`, linear k bins), with the wall-clock time
 of training up to that checkpoint, so every variant gets a quality-against-
 time curve.
+
+A plan may score each checkpoint under several sampling seeds
+(`sampling_seeds`, default [0]). One draw of 32 cubes is not a score: the
+histograms' last bins hold a handful of peaks in all the boxes, and which way
+they fall moves the median over bins (docs/quality.md, "One sampling seed is
+not a score"). A record then holds the median over seeds of each headline
+error, each seed's errors under `by_seed`, and the mean over seeds of the
+per-bin PSD error.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import numpy as np
 from nbgan_app.config import Config, parse_config, project_root, read_config_table, read_toml
 from nbgan_app.errors import InputError
 from nbgan_app.scales import of_section, scale as scale_of
+from nbgan_app.stats.summary import jsonable
 from nbgan_app.study.quality import score_row
 
 
@@ -48,12 +57,16 @@ def variant_config(base: Path, overrides: dict, steps: int) -> Config:
     return parse_config(table, project_root(base), base.resolve())
 
 
+HEADLINE = ("psd", "mass_hist", "peak_hist", "psd_worst_large", "mean_ratio")  # medians over seeds
+
+
 def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float, n: int,
-              seed: int = 0) -> dict:
+              seeds: tuple[int, ...] = (0,)) -> dict:
     """Errors of the run's latest checkpoint against the evaluation counts at the scale's level.
 
     The latest, not the best generator that sampling prefers: a curve must show what training did
     by each step, and a run that only evaluates at its end keeps its first segment's generator as best.
+    Each sampling seed draws its own `n` cubes; see the module doc for how seeds combine.
     """
     from nbgan_app.checkpoints import latest_checkpoint
     from nbgan_app.pyramid import level_of
@@ -68,8 +81,16 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
     coarse = None
     if scale_of(scale).conditional:
         coarse = level_of(config, evaluation[:n], side // config.factor(scale))
-    fake, seconds = run_steps([step], n, seed, coarse)
-    scores = score_row(real, fake, box_size)
+    rows, seconds = [], 0.0
+    for seed in seeds:
+        fake, took = run_steps([step], n, seed, coarse)
+        rows.append(score_row(real, fake, box_size))
+        seconds += took
+    scores = {**rows[0], **{name: float(np.median([r[name] for r in rows])) for name in HEADLINE}}
+    frac = np.array([r["psd_frac"] for r in rows], dtype=np.float64)  # null (no power) reads as NaN
+    scores["psd_frac"] = jsonable(np.mean(frac, axis=0))
+    scores["sampling_seeds"] = list(seeds)
+    scores["by_seed"] = {name: [r[name] for r in rows] for name in HEADLINE}
     scores["sample_seconds"] = seconds
     scores["checkpoint_step"] = latest
     scores["counts"] = config.sample.counts  # whole particles or expected counts (`sampling.particles`)
@@ -77,7 +98,8 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
 
 
 def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: list[int], out: Path,
-                evaluation: np.ndarray, box_size: float, n: int, log=print) -> list[dict]:
+                evaluation: np.ndarray, box_size: float, n: int, log=print,
+                seeds: tuple[int, ...] = (0,)) -> list[dict]:
     """Train one variant segment by segment (resuming), scoring after each; results to out/name.jsonl.
 
     Segments already scored in the results file are skipped, so a rerun continues the curve.
@@ -99,7 +121,7 @@ def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: li
             log(f"{name} stopped at step {state['step']} before {steps}; rerun to continue")
             return done
         record = {"variant": name, "overrides": overrides, "scale": scale, "step": steps,
-                  "train_seconds": seconds, **score_run(out / name, scale, evaluation, box_size, n)}
+                  "train_seconds": seconds, **score_run(out / name, scale, evaluation, box_size, n, seeds)}
         done.append(record)
         with results_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
@@ -120,7 +142,7 @@ def evaluation_boxes(base: Path, boxes: int, progress: bool = True) -> tuple[np.
 
 
 def read_plan(path: Path) -> dict:
-    """The ablation plan: {"base", "eval_boxes", "n_fake", sections {"m1": [variants], ...}}."""
+    """The ablation plan: {"base", "eval_boxes", "n_fake", "sampling_seeds", sections {"m1": [variants], ...}}."""
     table = read_toml(path, "ablation plan")
     settings = table.get("ablation", {})
     if "base" not in settings:
@@ -135,8 +157,13 @@ def read_plan(path: Path) -> dict:
             if "name" not in v or "segments" not in v:
                 raise InputError(f"{path}: every [[{key}]] variant needs name and segments")
         sections[key] = variants
+    seeds = settings.get("sampling_seeds", [0])
+    if not (isinstance(seeds, list) and seeds and all(type(x) is int and x >= 0 for x in seeds)
+            and len(set(seeds)) == len(seeds)):
+        raise InputError(f"{path}: [ablation] sampling_seeds: expected a list of distinct seeds >= 0, "
+                         f"e.g. [1, 2, 3]. Received: {seeds!r}")
     return {"base": project_root(path) / settings["base"], "eval_boxes": int(settings.get("eval_boxes", 32)),
-            "n_fake": int(settings.get("n_fake", 32)), "sections": sections}
+            "n_fake": int(settings.get("n_fake", 32)), "sampling_seeds": tuple(seeds), "sections": sections}
 
 
 SECTIONS = ("m3", "m2", "m1")  # the models an ablation varies (Mu is the uni-scale comparison only)
@@ -154,7 +181,7 @@ def run_plan(path: Path, out: Path, sections: list[str] | None = None, log=print
             (Path(out) / section).mkdir(parents=True, exist_ok=True)  # the plan's own layout
             records = run_variant(
                 plan["base"], v["name"], v.get("overrides", {}), of_section(section).name, v["segments"],
-                Path(out) / section, evaluation, box_size, plan["n_fake"], log=log)
+                Path(out) / section, evaluation, box_size, plan["n_fake"], log=log, seeds=plan["sampling_seeds"])
             results[(section, v["name"])] = records
             if not set(v["segments"]) <= {r["step"] for r in records}:  # stopped (a signal): so is the plan
                 return results
@@ -204,11 +231,16 @@ def markdown_results(out: Path, order: list[str] | None = None) -> list[str]:
     `order` lists "section/variant" keys to show first, in that order (the plan's order).
     """
     lines = ["| model | variant | steps | train min | PSD | mass | peaks | mean counts |", "|---|---|---|---|---|---|---|---|"]
+
+    def cell(r: dict, name: str) -> str:  # a median over several sampling seeds shows their range
+        spread = r.get("by_seed", {}).get(name, [])
+        return f"{r[name]:.3f}" + (f" ({min(spread):.3f}-{max(spread):.3f})" if len(spread) > 1 else "")
+
     results = read_results(out)
     rank = {key: i for i, key in enumerate(order or [])}
     for key, records in sorted(results.items(), key=lambda item: rank.get(item[0], len(rank))):
         section, variant = key.split("/")
         for r in records:
             lines.append(f"| {section.upper()} | {variant} | {r['step']} | {r['train_seconds'] / 60:.1f} | "
-                         f"{r['psd']:.3f} | {r['mass_hist']:.3f} | {r['peak_hist']:.3f} | x{r['mean_ratio']:.2f} |")
+                         f"{cell(r, 'psd')} | {cell(r, 'mass_hist')} | {cell(r, 'peak_hist')} | x{r['mean_ratio']:.2f} |")
     return lines
