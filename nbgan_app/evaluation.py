@@ -62,7 +62,7 @@ class Evaluator:
         if self.scale.conditional:
             # the held-out cubes' coarser level, taken in turn: with more samples than held-out cubes,
             # each is up-scaled several times, with other latents (one draw a cube left the error noisy)
-            coarse = level_of(config, held_out, self.plans[0].side)
+            coarse = level_of(config, held_out[:self.n], self.plans[0].side)  # no more cubes than samples
             self.given = coarse[np.arange(self.n) % len(coarse)]
 
     def __call__(self, gan, step: int) -> dict:
