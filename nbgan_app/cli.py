@@ -1,6 +1,6 @@
 """The `nbgan` command line: one entry point, one module per subcommand.
 
-Each module `nbgan_app.commands.<name>` provides `add_parser(subparsers)`,
+Each module `nbgan_app.commands.<name>` (`-` in a name as `_`) provides `add_parser(subparsers)`,
 which registers the subcommand and sets `run` as its handler; `run(args)`
 returns the exit code. Command modules import heavy libraries (Keras, jax)
 inside `run`, so `nbgan --help` stays fast.
@@ -32,6 +32,7 @@ COMMANDS = (
     "upscale",
     "evaluate",
     "ablate",
+    "latent-scale",
     "tui",
     "demo",
     "bench",
@@ -55,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
+        module_name = f"nbgan_app.commands.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"nbgan_app.commands.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"nbgan_app.commands.{name}":
+            if exc.name != module_name:
                 raise
             continue  # a subcommand not built yet
         module.add_parser(subparsers)

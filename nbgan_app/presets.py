@@ -132,16 +132,20 @@ def _run(name: str, run: dict) -> str:
 
 
 def _steps(run: dict) -> str:
-    """`3163 steps`, and the step sampled from where it is not the last (`nbgan_app.best`)."""
+    """`3163 steps`, the step sampled from where it is not the last (`nbgan_app.best`), and the latent
+    scale it is sampled at where it is not 1 (`nbgan_app.latent_scale`)."""
     sampled = run.get("sampled_step", run["steps"])
-    return f"{run['steps']} steps" + (f", samples step {sampled}" if sampled != run["steps"] else "")
+    scale = run.get("latent_scale", 1.0)
+    return (f"{run['steps']} steps" + (f", samples step {sampled}" if sampled != run["steps"] else "")
+            + (f" at latent scale {scale:g}" if scale != 1.0 else ""))
 
 
 def write_manifest(preset_dir: Path, *, description: str, config: str, command: str, chain: list[str],
                    scores: dict) -> dict:
-    """Record a preset's runs (scale, steps, the step sampled from, training time from their metrics)
-    and scores in manifest.json."""
+    """Record a preset's runs (scale, steps, the step sampled from and its latent scale, training time
+    from their metrics) and scores in manifest.json."""
     from nbgan_app import best, checkpoints, rundir
+    from nbgan_app.latent_scale import scale_for
     from nbgan_app.outputs import atomic_file
 
     preset_dir = Path(preset_dir)
@@ -152,8 +156,9 @@ def write_manifest(preset_dir: Path, *, description: str, config: str, command: 
         records = rundir.read_metrics(path)
         chosen = best.read_best(path)
         steps = latest[0] if latest else 0
-        runs[path.name] = {"scale": saved["run"]["scale"], "steps": steps,
-                           "sampled_step": chosen[0] if chosen else steps,
+        sampled = chosen[0] if chosen else steps
+        runs[path.name] = {"scale": saved["run"]["scale"], "steps": steps, "sampled_step": sampled,
+                           "latent_scale": scale_for(path, sampled),
                            "train_seconds": rundir.training_seconds(records)}
     missing = [name for name in chain if name not in runs]
     if missing:

@@ -79,3 +79,11 @@ def test_demo_trains_then_scores_against_fresh_boxes_and_a_preset_of_it_scores_t
     write_manifest(preset, description="test", config="tiny.toml", command="nbgan demo --train",
                    chain=["m3", "m2", "m1"], scores={})
     assert set(run_demo(config, n=4, preset="tiny", presets_root=root)["rows"]) == set(ROWS) - {"Mu (uni-scale)"}
+    # the manifest records the latent scale each run is sampled at (nbgan_app.latent_scale)
+    from nbgan_app.latent_scale import write_choice
+
+    assert manifest["runs"]["m3"]["latent_scale"] == 1.0
+    write_choice(preset / "m3", {"step": manifest["runs"]["m3"]["sampled_step"], "latent_scale": 1.5})
+    manifest = write_manifest(preset, description="test", config="tiny.toml", command="nbgan demo --train",
+                              chain=["m3", "m2", "m1"], scores={})
+    assert manifest["runs"]["m3"]["latent_scale"] == 1.5 and manifest["runs"]["m1"]["latent_scale"] == 1.0

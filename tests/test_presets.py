@@ -48,9 +48,11 @@ def test_the_listing_shows_chain_steps_scores_and_size(tmp_path):
     path = _preset(root, rows=[{"name": "chain M3 -> M2 -> M1", "psd": 0.5, "mass_hist": 0.25, "peak_hist": 0.125}])
     manifest = json.loads((path / presets.MANIFEST).read_text())
     manifest["runs"]["m1"]["sampled_step"] = 6  # its best generator by monitor error (nbgan_app.best)
+    manifest["runs"]["m2"]["latent_scale"] = 1.15  # chosen on validation boxes (nbgan_app.latent_scale)
     (path / presets.MANIFEST).write_text(json.dumps(manifest))
     text = presets.format_presets(presets.list_presets(root))
     assert "m3 (10 steps, 2 min)" in text and "m1 (10 steps, samples step 6, 2 min)" in text
+    assert "m2 (10 steps at latent scale 1.15, 2 min)" in text
     assert "also" not in text
     manifest["runs"]["mu"] = {"scale": "uni", "steps": 8, "train_seconds": 60.0}  # outside the chain
     (path / presets.MANIFEST).write_text(json.dumps(manifest))
@@ -69,3 +71,11 @@ def test_the_shipped_demo_preset_is_complete():
     assert (preset.path / "mock_spectrum.json").is_file()
     assert {row["name"] for row in preset.manifest["scores"]["rows"]} >= {"chain M3 -> M2 -> M1", "Mu (uni-scale)",
                                                                         "lognormal mock"}
+    # its scores were measured at the latent scales sampling uses now (nbgan_app.latent_scale)
+    from nbgan_app.latent_scale import scale_for
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
+
+    for name, run in preset.manifest["runs"].items():
+        step = checkpoint_of(load_run(preset.run(name)))[0]
+        assert run["sampled_step"] == step
+        assert run["latent_scale"] == scale_for(preset.run(name), step), name

@@ -18,6 +18,7 @@ new one (`writer`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -29,6 +30,7 @@ import numpy as np
 
 from nbgan_app import scales
 from nbgan_app.errors import InputError
+from nbgan_app.latent_scale import scale_for
 from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, plan_chain, run_box_size, run_chain
 from nbgan_app.sampling.orders import ORDERS, waves
 from nbgan_app.sampling.runs import checkpoint_of, load_generator, load_run
@@ -307,7 +309,8 @@ def _resume_labels(command: str) -> dict[str, str]:
     return {"command": "nbgan", "runs": runs, "scales": f"{runs} of scales", "n_cubes": "--n",
             "seed": "--seed", "order": "--order", "input": "--input", "transform": "the runs' transform",
             "counts": "the last run's sample.counts",
-            "checkpoint_steps": "the runs' checkpoints of steps", "box_size": "box_size (Mpc/h)"}
+            "checkpoint_steps": "the runs' checkpoints of steps", "box_size": "box_size (Mpc/h)",
+            "latent_scales": "the runs' latent scales (latent_scale.json)"}
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,7 @@ class Settings:
     Attributes:
         order, max_batch: resolved (the flag, else the last run's config).
         steps: the checkpoint step each run samples from, in chain order.
+        latent_scales: each run's latent scale for that step (`nbgan_app.latent_scale`), in chain order.
         attrs: the file's attributes (`writer`), `box_size` included when known.
         box: the output's box size in Mpc/h, or None.
     """
@@ -324,8 +328,15 @@ class Settings:
     order: str
     max_batch: int
     steps: list[int]
+    latent_scales: list[float]
     attrs: dict
     box: float | None
+
+    def plans(self, chain: Chain) -> list[LevelPlan]:
+        """The chain's plans with each run's latent scale."""
+        scale_of = {id(run): scale for run, scale in zip(chain.runs, self.latent_scales)}
+        return [p if p.run is None else dataclasses.replace(p, latent_scale=scale_of[id(p.run)])
+                for p in chain.plans]
 
     @property
     def checked(self) -> tuple[str, ...]:
@@ -350,14 +361,15 @@ def settings_of(chain: Chain, n: int, attrs: dict, *, given_input: bool = False,
     order = order or config.sample.order
     max_batch = max_batch or config.sample.max_batch
     steps = [checkpoint_of(r)[0] for r in runs]
+    latent_scales = [scale_for(r.path, step) for r, step in zip(runs, steps)]
     if not given_input:
         box = box_size_of(runs[-1], chain.side)
     attrs = {**attrs, "runs": [str(r.path.resolve()) for r in runs], "checkpoint_steps": steps,
-             "scales": [r.scale for r in runs], "seed": seed, "n_cubes": n,
+             "scales": [r.scale for r in runs], "latent_scales": latent_scales, "seed": seed, "n_cubes": n,
              "transform": config.transform.__dict__, "counts": config.sample.counts, "order": order,
              "max_batch": max_batch,
              **({"box_size": box} if box is not None else {})}
-    return Settings(order, max_batch, steps, attrs, box)
+    return Settings(order, max_batch, steps, latent_scales, attrs, box)
 
 
 def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np.ndarray | None = None,
@@ -371,7 +383,7 @@ def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np
     """
     from nbgan_app.sampling import particles
 
-    runs, plans = chain.runs, chain.plans
+    runs, plans = chain.runs, settings.plans(chain)
     config = runs[-1].config
     step_of = {id(run): step for run, step in zip(runs, settings.steps)}
     generators = [load_generator(p.run, step_of[id(p.run)]) if p.run is not None else None for p in plans]

@@ -43,6 +43,7 @@ class LevelPlan:
         run: the run providing the generator, None for a given input level.
         name: its dataset, `levels/<level>` or `data` for the last level of a chain.
         lookahead: the up-scaler sees the coarse patches past the target's high faces (`windows`).
+        latent_scale: the latents are drawn as N(0, latent_scale^2) (`nbgan_app.latent_scale`).
     """
 
     level: int
@@ -53,6 +54,7 @@ class LevelPlan:
     run: RunInfo | None
     name: str = ""
     lookahead: bool = False
+    latent_scale: float = 1.0
 
 
 class ArrayTarget:
@@ -144,7 +146,7 @@ def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], targe
     if plan.latent_dim is None:
         sampler = PatchSampler(generator, order=order, max_batch=max_batch, seed=seed, level=plan.level,
                                factor=plan.factor, progress=progress, first_cube=first_cube,
-                               lookahead=plan.lookahead)
+                               lookahead=plan.lookahead, latent_scale=plan.latent_scale)
         sampler.sample(target, n_cubes, coarse if plan.factor is not None else None)
         return sampler.calls
     index = (0,) * target.spec.ndim
@@ -153,7 +155,7 @@ def make_level(plan: LevelPlan, generator: Callable[[np.ndarray], object], targe
         for start in range(0, n_cubes, max_batch):
             chunk = range(start, min(start + max_batch, n_cubes))
             latent = np.stack([noise.cube_latent(seed, plan.level, first_cube + cube, plan.latent_dim)
-                               for cube in chunk])
+                               for cube in chunk]) * np.float32(plan.latent_scale)
             cubes = to_numpy(generator(latent))
             calls += 1
             expected = (len(chunk),) + (target.spec.side,) * target.spec.ndim + (1,)

@@ -55,17 +55,18 @@ class PatchSampler:
             cubes a .. b-1 into a shard of b - a draws the noise of cubes a .. b-1 (`workers`).
         factor: fine/coarse side ratio of the conditioning level, or None (Mu).
         lookahead: the up-scaler sees the coarse patches past the target's high faces (`windows`).
+        latent_scale: the latent channel is drawn as N(0, latent_scale^2) (`nbgan_app.latent_scale`).
         progress: called after every wave with (wave, waves, level), 1-based.
     """
 
     def __init__(self, generator: Generator, *, order: str = "wavefront", max_batch: int = 64,
                  seed: int = 0, level: int = 1, factor: int | None = None, progress: Progress | None = None,
-                 first_cube: int = 0, lookahead: bool = False):
+                 first_cube: int = 0, lookahead: bool = False, latent_scale: float = 1.0):
         if max_batch < 1:
             raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
         self.generator, self.order, self.max_batch = generator, order, max_batch
         self.seed, self.level, self.factor, self.progress = seed, level, factor, progress
-        self.first_cube, self.lookahead = first_cube, lookahead
+        self.first_cube, self.lookahead, self.latent_scale = first_cube, lookahead, np.float32(latent_scale)
         self.calls = 0
         self.store: PatchStore | None = None
 
@@ -103,7 +104,7 @@ class PatchSampler:
                                        for cube, index in chunk])[..., None]
         context, _ = split_window(windows, coarse_windows, self.lookahead)
         latent = np.stack([noise.patch_latent(self.seed, self.level, self.first_cube + cube, index, patch)
-                           for cube, index in chunk])
+                           for cube, index in chunk]) * self.latent_scale
         return np.concatenate([latent, to_numpy(context)], axis=-1)
 
     def _generate(self, chunk, patch: int, coarse) -> np.ndarray:

@@ -133,11 +133,9 @@ def run_variant(base: Path, name: str, overrides: dict, scale: str, segments: li
 def evaluation_boxes(base: Path, boxes: int, progress: bool = True) -> tuple[np.ndarray, float]:
     """The validation boxes: seeds right after the training suite's (cache `<cache>-eval`), never trained on."""
     from nbgan_app.config import load_config
-    from nbgan_app.study.quality import fresh_boxes
+    from nbgan_app.study.quality import validation_boxes
 
-    config = load_config(base)
-    sim = config.data.simulation
-    counts, box_size, _ = fresh_boxes(config, boxes, "-eval", sim.boxes if sim else 0, progress)
+    counts, box_size, _ = validation_boxes(load_config(base), boxes, progress)
     return counts, box_size
 
 

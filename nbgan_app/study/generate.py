@@ -12,6 +12,7 @@ sample file (`sampling.particles`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +26,22 @@ from nbgan_app.sampling.particles import level_counts
 
 @dataclass(frozen=True)
 class Step:
-    """A trained run and its generator (numpy in, numpy out)."""
+    """A trained run, its generator (numpy in, numpy out) and the scale its latents are drawn with."""
 
     run: RunInfo
     generator: Callable[[np.ndarray], np.ndarray]
+    latent_scale: float = 1.0
 
 
 def load_step(path: Path, step: int | None = None) -> Step:
-    """The run at `path` with the generator it samples from (its best, else its newest), or that of `step`."""
-    from nbgan_app.sampling.runs import load_generator, load_run
+    """The run at `path` with the generator it samples from (its best, else its newest), or that of `step`,
+    and the latent scale chosen for that generator (`nbgan_app.latent_scale`), as `nbgan sample` uses them."""
+    from nbgan_app.latent_scale import scale_for
+    from nbgan_app.sampling.runs import checkpoint_of, load_generator, load_run
 
     run = load_run(path)
-    return Step(run, load_generator(run, step))
+    step = checkpoint_of(run, step)[0]
+    return Step(run, load_generator(run, step), scale_for(path, step))
 
 
 def run_steps(steps: list[Step], n_cubes: int, seed: int, coarse: np.ndarray | None = None,
@@ -51,6 +56,8 @@ def run_steps(steps: list[Step], n_cubes: int, seed: int, coarse: np.ndarray | N
     runs = [step.run for step in steps]
     size = None if coarse is None else coarse.shape[1] * int(np.prod([r.config.factor(r.scale) for r in runs]))
     plans = plan_chain(runs, size, given_input=coarse is not None)
+    scale_of = {id(step.run): step.latent_scale for step in steps}
+    plans = [p if p.run is None else dataclasses.replace(p, latent_scale=scale_of[id(p.run)]) for p in plans]
     generators = [None] * (len(plans) - len(steps)) + [step.generator for step in steps]
     config = runs[-1].config
     level = sample_in_memory(plans, generators, n_cubes, given=coarse, seed=seed, order=config.sample.order,

@@ -113,6 +113,15 @@ def fresh_boxes(config, n: int, suffix: str, seed_offset: int, progress: bool = 
     return counts, box_size, f"{n} fresh PM boxes, seeds {sim.seed}..{sim.seed + n - 1}"
 
 
+def validation_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
+    """`n` validation boxes, cached in `<cache>-eval`: the seeds right after the training suite's.
+
+    They choose among recipes and settings (the ablation, latent scales), so they are not the test boxes.
+    """
+    sim = config.data.simulation
+    return fresh_boxes(config, n, "-eval", sim.boxes if sim else 0, progress)
+
+
 def test_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
     """The final table's `n` test boxes, cached in `<cache>-test`."""
     return fresh_boxes(config, n, "-test", TEST_SEED_OFFSET, progress)
