@@ -14,7 +14,8 @@ def add_parser(subparsers) -> None:
         "latent-scale", help=HELP,
         description=HELP + ". The chain is sampled from latents under each candidate scale of the run of "
                     "--scale and each sampling seed, and scored against PM boxes simulated with the seeds "
-                    "right after the training suite's (not the test boxes of `nbgan demo`). The scale with the "
+                    "right after the training suite's (the runs' [data.simulation]; not the test boxes of "
+                    "`nbgan demo`). The scale with the "
                     "lowest mean of the median PSD, mass and peak errors is written to the run's "
                     "latent_scale.json; `nbgan sample` then draws that generator's latents with it.")
     parser.add_argument("--chain", required=True, metavar="RUN3,RUN2,RUN1",

@@ -37,14 +37,18 @@ def choose_scale(chain: list[Path], scale: str, values: list[float], seeds: list
     record `latent_scale.write_choice` keeps: {"step", "latent_scale", "chosen_on",
     "sampling_seeds", "n_cubes", "table"}.
     """
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
     from nbgan_app.study.generate import load_step, run_steps
 
-    steps = [load_step(path) for path in chain]
-    tuned = [k for k, step in enumerate(steps) if step.run.scale == scale]
+    runs = [load_run(path) for path in chain]
+    tuned = [k for k, run in enumerate(runs) if run.scale == scale]
     if len(tuned) != 1:
-        found = ", ".join(step.run.scale for step in steps)
+        found = ", ".join(run.scale for run in runs)
         raise InputError(f"--scale {scale}: expected one run of that scale in the chain (scales {found})")
     k = tuned[0]
+    # the generator chosen for is the one scored, even if its run trains on and keeps a new best meanwhile
+    step = checkpoint_of(runs[k])[0]
+    steps = [load_step(path, step if i == k else None) for i, path in enumerate(chain)]
     config = steps[-1].run.config
     real, box_size, described = validation_boxes(config, boxes, progress)
     table = []
@@ -59,9 +63,7 @@ def choose_scale(chain: list[Path], scale: str, values: list[float], seeds: list
         table.append(row)
         log(format_row(row))
     best = min(table, key=lambda r: (r["error"], abs(math.log(r["latent_scale"]))))
-    from nbgan_app.sampling.runs import checkpoint_of
-
-    return {"step": checkpoint_of(steps[k].run)[0], "latent_scale": best["latent_scale"],
+    return {"step": step, "latent_scale": best["latent_scale"],
             "chosen_on": described, "sampling_seeds": list(seeds), "n_cubes": n, "table": table}
 
 
