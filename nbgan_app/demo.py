@@ -17,8 +17,10 @@ nothing), its cubes are a row of the table too, for the comparison.
 With `--train` it first retrains the chain and Mu from scratch on the
 config's suite (simulated first if missing) for `demo.steps_m*` generator
 steps per scale into `<demo.out>/m3`, `m2`, `m1`, `mu` (an interrupted run
-resumes), then scores them the same way into `<demo.out>`, with the preset's
-scores beside them.
+resumes), chooses M3's latent scale among `demo.m3_latent_scales` on
+validation boxes as the preset's was chosen (`nbgan latent-scale`), then
+scores them the same way into `<demo.out>`, with the preset's scores beside
+them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from nbgan_app.errors import InputError
 PRESET = "demo"
 SCALES = scales.CHAIN + (scales.MU,)  # the chain, and Mu, the uni-scale model it is compared with
 MOCK_SPECTRUM = "mock_spectrum.json"  # in a preset: the training suite's spectrum, for the mock
+LATENT_SEEDS = (1, 2, 3, 4, 5, 6)  # sampling seeds a latent scale is chosen over (medians)
 
 
 def _stage(console, text: str) -> None:
@@ -54,6 +57,27 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
         state = train(config, scale.name, runs[scale.section], steps=steps)
         console.print(f"{scale.title}: {state['state']} at step {state['step']} ({time.time() - started:.0f} s)")
     return runs
+
+
+def _choose_m3_latent_scale(config: Config, runs: dict[str, Path], n: int, console) -> None:
+    """Choose the trained M3's latent scale among `demo.m3_latent_scales` on `n` validation boxes, as the
+    preset's was chosen (`nbgan latent-scale`); kept if already chosen for the same generator (a rerun)."""
+    from nbgan_app.latent_scale import read_choice, write_choice
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
+    from nbgan_app.study.latent import choose_scale
+
+    values = list(config.demo.m3_latent_scales)
+    m3 = runs[scales.M3.section]
+    step = checkpoint_of(load_run(m3))[0]
+    earlier = read_choice(m3)
+    if earlier is not None and earlier["step"] == step:
+        console.print(f"M3: latent scale {earlier['latent_scale']:g}, chosen earlier for step {step}")
+        return
+    _stage(console, f"choose M3's latent scale among {', '.join(f'{v:g}' for v in values)} on validation boxes")
+    chain = [runs[s.section] for s in scales.CHAIN]
+    record = choose_scale(chain, scales.M3.name, values, list(LATENT_SEEDS), n, n, log=console.print)
+    write_choice(m3, {**record, "chain": ",".join(str(path) for path in chain)})
+    console.print(f"M3: latent scale {record['latent_scale']:g} (step {step})")
 
 
 def _sample(runs: dict[str, Path], n: int, path: Path, seed: int) -> np.ndarray:
@@ -150,6 +174,8 @@ def run_demo(config: Config, console=None, train: bool = False, n: int = 32, pre
         counts, box_size = load_dataset(config, progress=True)
         train_counts, _ = split_dataset(config, counts)
         runs = _train_all(config, out, console)
+        if config.demo.m3_latent_scales:
+            _choose_m3_latent_scale(config, runs, n, console)
         extra = {"PM training suite (other boxes)": train_counts[:n]}
         result = evaluate_chain(config, runs, measure_spectrum(train_counts, box_size), n, out, console, extra)
     result["total_seconds"] = time.time() - started

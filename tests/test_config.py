@@ -257,6 +257,8 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["data"]["simulation"].update(box_size=-64.0), "data.simulation.box_size"),
     (lambda t: t.update(data={"dir": "cubes", "box_size": -5.0}), "data.box_size: expected > 0"),
     (lambda t: t["data"].update(held_out=-1), "data.held_out: expected >= 0"),
+    (lambda t: t.update(demo={"m3_latent_scales": [1.0, 0.0]}), "demo.m3_latent_scales: expected distinct numbers > 0"),
+    (lambda t: t.update(demo={"m3_latent_scales": [1.1, 1.1]}), "demo.m3_latent_scales: expected distinct numbers > 0"),
 ])
 def test_senseless_values_are_refused_in_one_line_naming_the_key(mutate, message):
     table = _table()

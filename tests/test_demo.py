@@ -18,7 +18,7 @@ def demo_toml(tmp_path):
     text = text.replace('cache = "data/tiny-sim"', f'cache = "{tmp_path / "sim"}"')
     text = text.replace("boxes = 3", "boxes = 6")
     text += ('\n[demo]\nsteps_m3 = 2\nsteps_m2 = 2\nsteps_m1 = 2\nsteps_mu = 2\nsamples = 2\n'
-             f'out = "{tmp_path / "demo"}"\n')
+             f'out = "{tmp_path / "demo"}"\nm3_latent_scales = [0.5, 1.0]\n')
     path = tmp_path / "demo.toml"
     path.write_text(text)
     return path
@@ -39,6 +39,15 @@ def test_demo_trains_then_scores_against_fresh_boxes_and_a_preset_of_it_scores_t
         assert state["state"] == "finished" and state["step"] == 2
     scores = json.loads((out / "scores.json").read_text())
     assert set(ROWS) | {"PM training suite (other boxes)"} == set(scores["rows"])
+    # M3's latent scale was chosen among the config's candidates on validation boxes, and the chain drew with it
+    choice = json.loads((out / "m3" / "latent_scale.json").read_text())
+    assert choice["step"] == 2 and [row["latent_scale"] for row in choice["table"]] == [0.5, 1.0]
+    assert choice["latent_scale"] == min(choice["table"], key=lambda row: row["error"])["latent_scale"]
+    assert "seeds 13..16" in choice["chosen_on"]  # the validation boxes: after the 6 training boxes
+    import h5py
+
+    with h5py.File(out / "samples.h5") as f:
+        assert json.loads(f.attrs["latent_scales"]) == [choice["latent_scale"], 1.0, 1.0]
     for row in scores["rows"].values():
         assert 0 <= row["psd"] and 0 <= row["mass_hist"] and row["floor"]["psd"] > 0
     # the test boxes are fresh: their own cache, seeds far past the training suite's
@@ -82,7 +91,7 @@ def test_demo_trains_then_scores_against_fresh_boxes_and_a_preset_of_it_scores_t
     # the manifest records the latent scale each run is sampled at (nbgan_app.latent_scale)
     from nbgan_app.latent_scale import write_choice
 
-    assert manifest["runs"]["m3"]["latent_scale"] == 1.0
+    assert manifest["runs"]["m3"]["latent_scale"] == choice["latent_scale"]
     write_choice(preset / "m3", {"step": manifest["runs"]["m3"]["sampled_step"], "latent_scale": 1.5})
     manifest = write_manifest(preset, description="test", config="tiny.toml", command="nbgan demo --train",
                               chain=["m3", "m2", "m1"], scores={})

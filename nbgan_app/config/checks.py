@@ -175,4 +175,7 @@ def validate(config: Config, saved: bool = False) -> Config:
     for key in ("steps_m3", "steps_m2", "steps_m1", "steps_mu", "samples"):
         if getattr(config.demo, key) <= 0:
             raise InputError(f"demo.{key}: expected > 0. Received: {getattr(config.demo, key)}")
+    scales_ = config.demo.m3_latent_scales
+    if any(v <= 0 for v in scales_) or len(set(scales_)) != len(scales_):
+        raise InputError(f"demo.m3_latent_scales: expected distinct numbers > 0. Received: {list(scales_)}")
     return config

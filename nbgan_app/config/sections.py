@@ -214,7 +214,9 @@ class SampleConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     """`nbgan demo`: generator steps per scale of `--train`, fresh test boxes and generated cubes per
-    row of its quality table (`samples`, at least 4 for the floor), where it all goes."""
+    row of its quality table (`samples`, at least 4 for the floor), where it all goes, and the
+    candidate latent scales `--train` chooses M3's among on validation boxes after training
+    (`nbgan_app.latent_scale`; none: M3 is sampled as trained)."""
 
     steps_m3: int = 600
     steps_m2: int = 400
@@ -222,6 +224,7 @@ class DemoConfig:
     steps_mu: int = 400
     samples: int = 6
     out: str = "checkpoints/demo"
+    m3_latent_scales: tuple[float, ...] = ()
 
     def steps_of(self, scale: str | Scale) -> int:
         """The generator steps of a scale (M3, M2, M1, or Mu, the uni-scale model it is compared with)."""
