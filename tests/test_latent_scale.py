@@ -106,6 +106,21 @@ def test_sampling_uses_the_choice_records_it_and_the_study_agrees(runs, tmp_path
     assert "the runs' latent scales (latent_scale.json) [1.0, 1.0, 3.0], not [1.0, 1.0, 2.0]" in capsys.readouterr().err
 
 
+def test_upscaling_uses_the_up_scalers_choice(runs, tiny_cubes, tmp_path):
+    from nbgan_app.cubes import write_cube
+
+    low = tmp_path / "low.h5"
+    write_cube(low, tiny_cubes[:2, ::2, ::2, ::2] * 8, 64.0)  # 8^3 cubes of the runs' 64 Mpc/h boxes
+    args = ["upscale", "--run", str(runs["1"]), "--input", str(low), "--seed", "2", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "plain.h5")]) == 0
+    write_choice(runs["1"], {"step": sampled_step(runs["1"]), "latent_scale": 0.5})
+    assert main(args + ["--out", str(tmp_path / "scaled.h5")]) == 0
+    with h5py.File(tmp_path / "plain.h5") as plain, h5py.File(tmp_path / "scaled.h5") as scaled:
+        assert json.loads(plain.attrs["latent_scales"]) == [1.0]
+        assert json.loads(scaled.attrs["latent_scales"]) == [0.5]
+        assert not np.array_equal(plain["data"][()], scaled["data"][()])
+
+
 def test_the_command_chooses_on_validation_boxes_and_keeps_the_choice(runs, capsys):
     args = ["latent-scale", "--chain", chain(runs), "--scale", "3", "--values", "0.25,1,4",
             "--seeds", "1,2", "--boxes", "4", "--n", "4"]
