@@ -57,10 +57,16 @@ def read_choice(run_dir: str | Path) -> dict | None:
     return record
 
 
+def choice_for(run_dir: str | Path, step: int) -> dict | None:
+    """The run's recorded choice if it was made for its generator of `step`, else None."""
+    record = read_choice(run_dir)
+    return record if record is not None and record["step"] == step else None
+
+
 def scale_for(run_dir: str | Path, step: int) -> float:
     """The latent scale the run's generator of `step` is sampled with: its recorded choice, else 1."""
-    record = read_choice(run_dir)
-    return float(record["latent_scale"]) if record is not None and record["step"] == step else 1.0
+    record = choice_for(run_dir, step)
+    return 1.0 if record is None else float(record["latent_scale"])
 
 
 def write_choice(run_dir: str | Path, record: dict) -> Path:

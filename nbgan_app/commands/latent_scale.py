@@ -45,7 +45,7 @@ def _numbers(flag: str, text: str, kind: type) -> list:
 
 def run(args) -> int:
     from nbgan_app.commands.sample import whole_number
-    from nbgan_app.latent_scale import FILE, check_scale, read_choice, write_choice
+    from nbgan_app.latent_scale import FILE, check_scale, choice_for, write_choice
     from nbgan_app.presets import resolve_chain
     from nbgan_app.sampling.api import check_seed
     from nbgan_app.sampling.runs import checkpoint_of, load_run
@@ -59,8 +59,8 @@ def run(args) -> int:
     if args.scale not in runs:
         raise InputError(f"--scale {args.scale}: the chain has no run of that scale (scales {', '.join(runs)})")
     tuned = Path(runs[args.scale])
-    earlier = read_choice(tuned)
-    if earlier is not None and earlier["step"] == checkpoint_of(load_run(tuned))[0] and not args.overwrite:
+    earlier = choice_for(tuned, checkpoint_of(load_run(tuned))[0])
+    if earlier is not None and not args.overwrite:
         raise InputError(f"{tuned / FILE} already holds a choice for this generator (latent scale "
                          f"{earlier['latent_scale']:g}); give --overwrite to choose again")
     record = {**choose_scale(chain, args.scale, values, seeds, boxes, n), "chain": args.chain}

@@ -18,7 +18,6 @@ new one (`writer`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -31,7 +30,8 @@ import numpy as np
 from nbgan_app import scales
 from nbgan_app.errors import InputError
 from nbgan_app.latent_scale import scale_for
-from nbgan_app.sampling.chain import LevelPlan, RunInfo, dataset_specs, plan_chain, run_box_size, run_chain
+from nbgan_app.sampling.chain import (LevelPlan, RunInfo, dataset_specs, plan_chain, run_box_size, run_chain,
+                                      with_latent_scales)
 from nbgan_app.sampling.orders import ORDERS, waves
 from nbgan_app.sampling.runs import checkpoint_of, load_generator, load_run
 from nbgan_app.sampling.sampler import Progress
@@ -332,12 +332,6 @@ class Settings:
     attrs: dict
     box: float | None
 
-    def plans(self, chain: Chain) -> list[LevelPlan]:
-        """The chain's plans with each run's latent scale."""
-        scale_of = {id(run): scale for run, scale in zip(chain.runs, self.latent_scales)}
-        return [p if p.run is None else dataclasses.replace(p, latent_scale=scale_of[id(p.run)])
-                for p in chain.plans]
-
     @property
     def checked(self) -> tuple[str, ...]:
         """The attributes a resume must match: all but max_batch (the order keys the resume frontier)."""
@@ -383,7 +377,7 @@ def _write(chain: Chain, n: int, out: PathLike, settings: Settings, *, given: np
     """
     from nbgan_app.sampling import particles
 
-    runs, plans = chain.runs, settings.plans(chain)
+    runs, plans = chain.runs, with_latent_scales(chain.plans, chain.runs, settings.latent_scales)
     config = runs[-1].config
     step_of = {id(run): step for run, step in zip(runs, settings.steps)}
     generators = [load_generator(p.run, step_of[id(p.run)]) if p.run is not None else None for p in plans]

@@ -198,6 +198,12 @@ def plan_chain(runs: list[RunInfo], size: int | None = None, given_input: bool =
     return [LevelPlan(**{**p.__dict__, "name": name}) for p, name in zip(plans, names)]
 
 
+def with_latent_scales(plans: list[LevelPlan], runs: list[RunInfo], latent_scales: list[float]) -> list[LevelPlan]:
+    """`plans` with run k's latents drawn at latent_scales[k] (`nbgan_app.latent_scale`); a given level as it is."""
+    scale_of = {id(run): scale for run, scale in zip(runs, latent_scales)}
+    return [p if p.run is None else dataclasses.replace(p, latent_scale=scale_of[id(p.run)]) for p in plans]
+
+
 def dataset_specs(plans: list[LevelPlan], ndim: int = 3) -> list[DatasetSpec]:
     """The file's datasets; `data` (counts) keeps a frontier of transformed patches if made patch by patch."""
     return [DatasetSpec(p.name, p.side, p.patch, ndim, frontier=p.name == "data" and p.patch < p.side)

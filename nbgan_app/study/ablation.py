@@ -37,7 +37,7 @@ from nbgan_app.config import Config, parse_config, project_root, read_config_tab
 from nbgan_app.errors import InputError
 from nbgan_app.scales import of_section, scale as scale_of
 from nbgan_app.stats.summary import jsonable
-from nbgan_app.study.quality import score_row
+from nbgan_app.study.quality import HEADLINE, score_row, seed_medians
 
 
 def override(table: dict, overrides: dict) -> dict:
@@ -55,9 +55,6 @@ def override(table: dict, overrides: dict) -> dict:
 def variant_config(base: Path, overrides: dict, steps: int) -> Config:
     table = override(read_config_table(base), {**overrides, "train.steps": steps})
     return parse_config(table, project_root(base), base.resolve())
-
-
-HEADLINE = ("psd", "mass_hist", "peak_hist", "psd_worst_large", "mean_ratio")  # medians over seeds
 
 
 def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float, n: int,
@@ -86,7 +83,7 @@ def score_run(run_dir: Path, scale: str, evaluation: np.ndarray, box_size: float
         fake, took = run_steps([step], n, seed, coarse)
         rows.append(score_row(real, fake, box_size))
         seconds += took
-    scores = {**rows[0], **{name: float(np.median([r[name] for r in rows])) for name in HEADLINE}}
+    scores = {**rows[0], **seed_medians(rows)}
     frac = np.array([r["psd_frac"] for r in rows], dtype=np.float64)  # null (no power) reads as NaN
     scores["psd_frac"] = jsonable(np.mean(frac, axis=0))
     scores["sampling_seeds"] = list(seeds)

@@ -12,7 +12,6 @@ sample file (`sampling.particles`).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from nbgan_app.sampling.chain import RunInfo, plan_chain, sample_in_memory
+from nbgan_app.sampling.chain import RunInfo, plan_chain, sample_in_memory, with_latent_scales
 from nbgan_app.sampling.particles import level_counts
 
 
@@ -56,8 +55,7 @@ def run_steps(steps: list[Step], n_cubes: int, seed: int, coarse: np.ndarray | N
     runs = [step.run for step in steps]
     size = None if coarse is None else coarse.shape[1] * int(np.prod([r.config.factor(r.scale) for r in runs]))
     plans = plan_chain(runs, size, given_input=coarse is not None)
-    scale_of = {id(step.run): step.latent_scale for step in steps}
-    plans = [p if p.run is None else dataclasses.replace(p, latent_scale=scale_of[id(p.run)]) for p in plans]
+    plans = with_latent_scales(plans, runs, [step.latent_scale for step in steps])
     generators = [None] * (len(plans) - len(steps)) + [step.generator for step in steps]
     config = runs[-1].config
     level = sample_in_memory(plans, generators, n_cubes, given=coarse, seed=seed, order=config.sample.order,

@@ -20,12 +20,9 @@ from typing import Callable
 
 import numpy as np
 
+from nbgan_app.best import STATISTICS as CHOOSING  # the monitor error's three statistics choose
 from nbgan_app.errors import InputError
-from nbgan_app.study.quality import score_row, validation_boxes
-
-# the errors a candidate reports (medians over the sampling seeds); the first three choose
-REPORTED = ("psd", "mass_hist", "peak_hist", "psd_worst_large", "mean_ratio")
-CHOOSING = REPORTED[:3]
+from nbgan_app.study.quality import HEADLINE, score_row, seed_medians, validation_boxes
 
 
 def choose_scale(chain: list[Path], scale: str, values: list[float], seeds: list[int], boxes: int,
@@ -56,9 +53,8 @@ def choose_scale(chain: list[Path], scale: str, values: list[float], seeds: list
     for value in values:
         trial = steps[:k] + [dataclasses.replace(steps[k], latent_scale=value)] + steps[k + 1:]
         by_seed = [score_row(real, run_steps(trial, n, seed)[0], box_size) for seed in seeds]
-        row = {"latent_scale": value,
-               **{name: float(np.median([r[name] for r in by_seed])) for name in REPORTED},
-               "by_seed": {str(seed): {name: r[name] for name in REPORTED} for seed, r in zip(seeds, by_seed)}}
+        row = {"latent_scale": value, **seed_medians(by_seed),
+               "by_seed": {str(seed): {name: r[name] for name in HEADLINE} for seed, r in zip(seeds, by_seed)}}
         row["error"] = float(np.mean([row[name] for name in CHOOSING]))
         table.append(row)
         log(format_row(row))

@@ -113,6 +113,15 @@ def fresh_boxes(config, n: int, suffix: str, seed_offset: int, progress: bool = 
     return counts, box_size, f"{n} fresh PM boxes, seeds {sim.seed}..{sim.seed + n - 1}"
 
 
+# the errors a study reports as medians over sampling seeds (one draw of 32 cubes is not a score)
+HEADLINE = ("psd", "mass_hist", "peak_hist", "psd_worst_large", "mean_ratio")
+
+
+def seed_medians(rows: list[dict]) -> dict[str, float]:
+    """The median over sampling seeds of each HEADLINE error of `score_row` rows, one row a seed."""
+    return {name: float(np.median([r[name] for r in rows])) for name in HEADLINE}
+
+
 def validation_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
     """`n` validation boxes, cached in `<cache>-eval`: the seeds right after the training suite's.
 
