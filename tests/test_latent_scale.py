@@ -25,11 +25,15 @@ from nbgan_app.sampling.writer import DatasetSpec
 
 @pytest.fixture
 def runs(tiny_runs, tmp_path):
-    """Copies of the tiny runs of scales 3, 2, 1: {"3": path, ...}."""
+    """Copies of the tiny runs of scales 3, 2, 1: {"3": path, ...}, with a simulation cache of their own, so
+    that the validation boxes the command simulates (`<cache>-eval`) stay out of the session's cache."""
     out = {}
     for scale in ("3", "2", "1"):
         out[scale] = tmp_path / f"run-{scale}"
         shutil.copytree(tiny_runs[scale], out[scale])
+        saved = json.loads((out[scale] / "config.json").read_text())
+        saved["config"]["data"]["simulation"]["cache"] = str(tmp_path / "sim")
+        (out[scale] / "config.json").write_text(json.dumps(saved))
     return out
 
 
@@ -129,6 +133,7 @@ def test_the_command_chooses_on_validation_boxes_and_keeps_the_choice(runs, caps
     record = json.loads((runs["3"] / FILE).read_text())
     assert record["step"] == sampled_step(runs["3"])
     assert record["sampling_seeds"] == [1, 2] and "seeds 10..13" in record["chosen_on"]  # after the 3 boxes
+    assert len(list((runs["3"].parent / "sim-eval").glob("*.h5"))) == 4  # simulated into the runs' own cache
     table = record["table"]
     assert [row["latent_scale"] for row in table] == [0.25, 1.0, 4.0]
     for row in table:
