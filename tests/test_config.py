@@ -241,6 +241,7 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["m3"].update(latent_tail=0.5), "m3.latent_tail: expected Tukey's h in [0, 0.5)"),
     (lambda t: t["m1"].update(latent_tail=-0.1), "m1.latent_tail: expected Tukey's h in [0, 0.5)"),
     (lambda t: t["m2"].update(count_weight=-1.0), "m2.count_weight: expected a loss weight >= 0"),
+    (lambda t: t["m1"].update(spectrum_weight=-1.0), "m1.spectrum_weight: expected a loss weight >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),
     (lambda t: t["transform"].update(c=float("inf")), "transform.c: expected a finite number"),

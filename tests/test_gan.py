@@ -99,11 +99,11 @@ def _weights(model):
 # rounds to whole particles: the generator still learns, through the rounding. M1's critic sees the
 # target patch's power spectrum: the penalty's second derivatives pass through it; its generator's
 # loss has the count term too. The residual M1 with the lookahead sees the coarse patches past its
-# target's high faces.
+# target's high faces; its generator's loss has the spectrum term.
 @pytest.mark.parametrize("scale, num_critic_steps, model", [
     ("3", 1, {}), ("2", 2, {}), ("2", 1, {"critic_margin": 2, "critic_count_unit": 4.0}),
     ("uni", 1, {"whole_particles": True}), ("1", 1, {"critic_spectrum": True, "count_weight": 1.0}),
-    ("1", 1, {"upscaler": "residual", "lookahead": True})])
+    ("1", 1, {"upscaler": "residual", "lookahead": True, "spectrum_weight": 1.0})])
 def test_one_train_step_has_finite_losses_and_moves_both_networks(scale, num_critic_steps, model):
     gan, config = _tiny_gan(scale, num_critic_steps=num_critic_steps, **model)
     before = (_weights(gan.generator), _weights(gan.critic))
@@ -184,3 +184,39 @@ def test_the_count_loss_adds_the_squared_log_ratio_of_the_patches_particles():
     expected = 2.5 * (np.log1p(fake.sum()) - np.log1p(real.sum())) ** 2
     assert expected > 1e-3  # an untrained generator's patches are off the real ones'
     assert with_count - without == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_spectrum_loss_adds_the_squared_difference_of_the_batchs_mean_log_shell_power():
+    """With `spectrum_weight` w the generator's loss is the plain one + w * the mean over shells of
+    (mean over the batch of log(EPS + shell power) of the fake target patches - that of the real ones)^2,
+    the shell power as NumPy's FFT gives it; the critic is the plain one."""
+    import keras
+    from keras import ops
+
+    from nbgan_app.models.spectrum import EPS
+
+    gan, config = _tiny_gan("1", upscaler="residual", spectrum_weight=3.0)
+    plain, _ = _tiny_gan("1", upscaler="residual")
+    assert gan.critic.count_params() == plain.critic.count_params()
+    assert gan.__class__.from_config(gan.get_config()).spectrum_weight == 3.0
+    windows, coarse = (ops.convert_to_tensor(x[:, 0]) for x in _tiny_data(config, "1"))
+    p = config.pyramid.patch
+    latent = keras.random.normal((windows.shape[0],) + (p,) * 3 + (1,), seed=1)
+    g = (gan.generator.trainable_variables, gan.generator.non_trainable_variables)
+    c = (gan.critic.trainable_variables, gan.critic.non_trainable_variables)
+    args = (windows, coarse, latent)
+    with_spectrum = float(ops.convert_to_numpy(gan._generator_loss(*g, *c, *args)[0]))
+    without = float(ops.convert_to_numpy(plain._generator_loss(*g, *c, *args)[0]))
+    fake_in, _ = gan._generate(*g, *args)
+    k = np.sqrt(sum(f**2 for f in np.meshgrid(*[np.fft.fftfreq(p, 1 / p)] * 3, indexing="ij")))
+    shells = np.rint(k).astype(int)
+
+    def mean_log_shells(window):
+        patch = ops.convert_to_numpy(window)[:, p:, p:, p:, 0].astype(np.float64)
+        power = np.abs(np.fft.fftn(patch, axes=(1, 2, 3))) ** 2 / p**3
+        return np.log(np.stack([[b[shells == j].mean() for j in range(1, shells.max() + 1)] for b in power])
+                      + EPS).mean(axis=0)
+
+    expected = 3.0 * np.mean((mean_log_shells(fake_in) - mean_log_shells(windows)) ** 2)
+    assert expected > 1e-3  # an untrained up-scaler's patches lack the real ones' small-scale power
+    assert with_spectrum - without == pytest.approx(expected, rel=1e-3)

@@ -76,6 +76,9 @@ def _check_models(config: Config) -> None:
             if model.count_weight < 0:
                 raise InputError(f"{name}.count_weight: expected a loss weight >= 0 (0 = no count loss). "
                                  f"Received: {model.count_weight}")
+            if model.spectrum_weight < 0:
+                raise InputError(f"{name}.spectrum_weight: expected a loss weight >= 0 (0 = no spectrum loss). "
+                                 f"Received: {model.spectrum_weight}")
             if model.residual_bound and model.upscaler == "direct":
                 raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
                                  f"{name}.upscaler is {model.upscaler!r}")

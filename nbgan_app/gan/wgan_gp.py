@@ -101,10 +101,15 @@ class WGANGP(keras.Model):
             patch's: a patch's particles vary given its condition (docs/quality.md).
         lookahead: M2/M1 only: the coarse windows reach one patch past the target's high
             faces, and the generator and critic see those coarse patches too (`windows`).
+        spectrum_weight: a window model's generator loss adds spectrum_weight times the mean over
+            shells of (mean_b S_fake - mean_b S_real)^2, S being a target patch's log shell power
+            (`models.spectrum.ShellPower`: transformed values, shells of the patch's fundamental)
+            and the real patches those whose contexts the fakes were given. Batch means: a
+            patch's spectrum varies given its context, as its particles do.
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
-                 gp_weight=10.0, seed=0, counts=None, lookahead=False, **kwargs):
+                 gp_weight=10.0, seed=0, counts=None, lookahead=False, spectrum_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         if whole_cube != (coarse is None):
             raise ValueError(f"Expected coarse=None exactly when whole_cube=True. "
@@ -119,6 +124,16 @@ class WGANGP(keras.Model):
             raise ValueError("Expected counts=None for a whole-cube critic (the count channel is a window critic's)")
         self.num_critic_steps, self.gp_weight, self.seed = num_critic_steps, gp_weight, seed
         self.counts = dict(counts) if counts else None
+        if spectrum_weight and whole_cube:
+            raise ValueError("Expected spectrum_weight=0 for a whole-cube model (the loss is on a window's target)")
+        self.spectrum_weight = float(spectrum_weight)
+        self._shell_power = None
+        if self.spectrum_weight:
+            from nbgan_app.models.spectrum import ShellPower
+
+            patch = generator.output_shape[1:-1]
+            self._shell_power = ShellPower(patch[0], name="target_shell_power")
+            self._shell_power.build((None,) + tuple(patch) + (1,))
         self.seed_generator = keras.random.SeedGenerator(seed, name="wgan_seed")
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
@@ -156,7 +171,7 @@ class WGANGP(keras.Model):
                 "critic": keras.saving.serialize_keras_object(self.critic), "coarse": self.coarse,
                 "whole_cube": self.whole_cube, "num_critic_steps": self.num_critic_steps,
                 "gp_weight": self.gp_weight, "seed": self.seed, "counts": self.counts,
-                "lookahead": self.lookahead}
+                "lookahead": self.lookahead, "spectrum_weight": self.spectrum_weight}
 
     @classmethod
     def from_config(cls, config):
@@ -297,6 +312,15 @@ class WGANGP(keras.Model):
                               for w in (fake_in[..., :1], real))
         return weight * ops.square(ops.log1p(fake_sum) - ops.log1p(real_sum))
 
+    def _spectrum_loss(self, fake_in, real):
+        """spectrum_weight * mean over shells of the squared difference of the batch's mean log shell
+        power, fake target patches against real; 0 without a weight."""
+        if not self.spectrum_weight:
+            return 0.0
+        fake, real = (ops.mean(self._shell_power(ops.cast(windows.target_patch(w), "float32")), axis=0)
+                      for w in (fake_in[..., :1], real))
+        return self.spectrum_weight * ops.mean(ops.square(fake - real))
+
     def _score(self, c_values, c_free, x):
         score, _ = self.critic.stateless_call(c_values, c_free, x, training=True)
         return ops.cast(score, "float32")
@@ -312,7 +336,8 @@ class WGANGP(keras.Model):
 
     def _generator_loss(self, g_values, g_free, c_values, c_free, real, coarse, latent):
         fake_in, _ = self._generate(g_values, g_free, real, coarse, latent)
-        return -ops.mean(self._score(c_values, c_free, fake_in)) + self._count_loss(fake_in, real), ()
+        return (-ops.mean(self._score(c_values, c_free, fake_in)) + self._count_loss(fake_in, real)
+                + self._spectrum_loss(fake_in, real)), ()
 
     def _critic_step(self, state, real, coarse, latent, weights):
         critic, generator = self.critic, self.generator

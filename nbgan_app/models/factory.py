@@ -94,6 +94,7 @@ def build_gan(config: Config, scale: str | Scale):
                   coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
                   seed=config.train.seed, counts=counts, lookahead=config.lookahead(scale),
+                  spectrum_weight=getattr(model_config, "spectrum_weight", 0.0),
                   name=f"wgan_gp_{scale.name}")
 
 
