@@ -108,6 +108,17 @@ def test_sampling_uses_the_choice_records_it_and_the_study_agrees(runs, tmp_path
         f.attrs["complete"] = False
     assert main(args + ["--out", str(tmp_path / "scaled.h5"), "--resume"]) == 2
     assert "the runs' latent scales (latent_scale.json) [1.0, 1.0, 3.0], not [1.0, 1.0, 2.0]" in capsys.readouterr().err
+    # a file from before latent scales were recorded sampled every latent as trained: it resumes at 1 only
+    with h5py.File(tmp_path / "plain.h5", "r+") as f:
+        f.attrs["complete"] = False
+        del f.attrs["latent_scales"]
+    assert main(args + ["--out", str(tmp_path / "plain.h5"), "--resume"]) == 2
+    assert "latent scales (latent_scale.json) [1.0, 1.0, 1.0], not [1.0, 1.0, 2.0]" in capsys.readouterr().err
+    (runs["1"] / FILE).unlink()
+    assert main(args + ["--out", str(tmp_path / "plain.h5"), "--resume"]) == 0
+    with h5py.File(tmp_path / "plain.h5") as f:
+        assert f.attrs["complete"]
+        np.testing.assert_array_equal(f["data"][()], run_steps([load_step(runs[s]) for s in ("3", "2", "1")], 2, 3)[0])
 
 
 def test_upscaling_uses_the_up_scalers_choice(runs, tiny_cubes, tmp_path):

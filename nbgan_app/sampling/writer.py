@@ -275,15 +275,23 @@ class SampleFile:
             self.tmp.unlink()
 
 
+# Attributes that later versions record, with the value a file written before them was written at
+# (a function of the value now): those files sampled every latent as trained.
+IMPLIED_BEFORE = {"latent_scales": lambda scales: [1.0] * len(scales)}
+
+
 def check_attrs(path: Path, stored, attrs: dict, checked: tuple[str, ...], labels: dict[str, str]) -> None:
     """InputError naming the first of `checked` whose value in `attrs` differs from `stored` (a resume's check).
 
     `stored`: a sample file's attributes, or a mapping of `encode_attr` values
     (a sampling run's plan on workers); `labels` name an attribute as the user
-    sets it ("--n" for n_cubes).
+    sets it ("--n" for n_cubes). An attribute of `IMPLIED_BEFORE` missing from
+    `stored` has its implied value.
     """
     for key in checked:
         value, found = _attr(attrs[key]), stored.get(key)
+        if found is None and key in IMPLIED_BEFORE:
+            found = _attr(IMPLIED_BEFORE[key](attrs[key]))
         if found is None or value != _decode(found):
             found = "(none)" if found is None else _decode(found)
             if key in labels:
