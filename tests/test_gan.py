@@ -188,12 +188,13 @@ def test_the_count_loss_adds_the_squared_log_ratio_of_the_patches_particles():
 
 def test_the_spectrum_loss_adds_the_squared_difference_of_the_batchs_mean_log_shell_power():
     """With `spectrum_weight` w the generator's loss is the plain one + w * the mean over shells of
-    (mean over the batch of log(EPS + shell power) of the fake target patches - that of the real ones)^2,
-    the shell power as NumPy's FFT gives it; the critic is the plain one."""
+    (mean over the batch of log(EPS + shell power) of the fake target patches' counts - that of the real
+    ones)^2, the shell power as NumPy's FFT gives it; the critic is the plain one."""
     import keras
     from keras import ops
 
     from nbgan_app.models.spectrum import EPS
+    from nbgan_app.transforms import backward
 
     gan, config = _tiny_gan("1", upscaler="residual", spectrum_weight=3.0)
     plain, _ = _tiny_gan("1", upscaler="residual")
@@ -212,7 +213,7 @@ def test_the_spectrum_loss_adds_the_squared_difference_of_the_batchs_mean_log_sh
     shells = np.rint(k).astype(int)
 
     def mean_log_shells(window):
-        patch = ops.convert_to_numpy(window)[:, p:, p:, p:, 0].astype(np.float64)
+        patch = backward(ops.convert_to_numpy(window)[:, p:, p:, p:, 0], config.transform).astype(np.float64)
         power = np.abs(np.fft.fftn(patch, axes=(1, 2, 3))) ** 2 / p**3
         return np.log(np.stack([[b[shells == j].mean() for j in range(1, shells.max() + 1)] for b in power])
                       + EPS).mean(axis=0)

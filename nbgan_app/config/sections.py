@@ -163,11 +163,10 @@ class UpscalerConfig(PatchModelConfig):
     # pyramid pins a block's transformed mean, not its particles, and the residual M1 drifted to
     # x1.06-1.2 of the boxes' particles after its best steps (docs/quality.md)
     count_weight: float = 0.0
-    # weight of a generator loss on the log power spectrum of a batch's target patches (transformed values,
-    # shells of the patch's fundamental, models/spectrum.py): the squared difference of the batch means of
-    # fake and real, averaged over shells; 0 = none. Every residual M1 misses the boxes' power 20-30% at
-    # 5-10 Mpc/h and has too much near the grid's corner, which the critic alone does not correct
-    # (docs/quality.md)
+    # weight of a generator loss on the log power spectrum of a batch's target patches' counts (shells of
+    # the patch's fundamental, models/spectrum.py): the squared difference of the batch means of fake and
+    # real, averaged over shells; 0 = none. Every residual M1 misses the boxes' power 20-30% at 5-10 Mpc/h
+    # and has too much near the grid's corner, which the critic alone does not correct (docs/quality.md)
     spectrum_weight: float = 0.0
     # the generator, and its critic in the target octant, also see the coarse patches of the target's
     # neighbours past its high faces, generated after it at its own level but already made at the

@@ -102,10 +102,13 @@ class WGANGP(keras.Model):
         lookahead: M2/M1 only: the coarse windows reach one patch past the target's high
             faces, and the generator and critic see those coarse patches too (`windows`).
         spectrum_weight: a window model's generator loss adds spectrum_weight times the mean over
-            shells of (mean_b S_fake - mean_b S_real)^2, S being a target patch's log shell power
-            (`models.spectrum.ShellPower`: transformed values, shells of the patch's fundamental)
-            and the real patches those whose contexts the fakes were given. Batch means: a
-            patch's spectrum varies given its context, as its particles do.
+            shells of (mean_b S_fake - mean_b S_real)^2, S being the log shell power of a target
+            patch's counts (`models.spectrum.ShellPower`, shells of the patch's fundamental; the
+            transform from `counts`) and the real patches those whose contexts the fakes were
+            given. Counts, not transformed values: matched in transformed space, the up-scaler
+            moved variance from dense cells to voids and lost 40-80% of the boxes' count power at
+            every k (docs/quality.md). Batch means: a patch's spectrum varies given its context, as
+            its particles do.
     """
 
     def __init__(self, generator, critic, coarse=None, whole_cube=False, num_critic_steps=5,
@@ -124,8 +127,9 @@ class WGANGP(keras.Model):
             raise ValueError("Expected counts=None for a whole-cube critic (the count channel is a window critic's)")
         self.num_critic_steps, self.gp_weight, self.seed = num_critic_steps, gp_weight, seed
         self.counts = dict(counts) if counts else None
-        if spectrum_weight and whole_cube:
-            raise ValueError("Expected spectrum_weight=0 for a whole-cube model (the loss is on a window's target)")
+        if spectrum_weight and (whole_cube or not counts):
+            raise ValueError("Expected spectrum_weight=0 for a whole-cube model or one without counts (the loss is "
+                             "on a window's target counts)")
         self.spectrum_weight = float(spectrum_weight)
         self._shell_power = None
         if self.spectrum_weight:
@@ -314,11 +318,11 @@ class WGANGP(keras.Model):
 
     def _spectrum_loss(self, fake_in, real):
         """spectrum_weight * mean over shells of the squared difference of the batch's mean log shell
-        power, fake target patches against real; 0 without a weight."""
+        power of the target patches' counts, fake against real; 0 without a weight."""
         if not self.spectrum_weight:
             return 0.0
-        fake, real = (ops.mean(self._shell_power(ops.cast(windows.target_patch(w), "float32")), axis=0)
-                      for w in (fake_in[..., :1], real))
+        fake, real = (ops.mean(self._shell_power(self._to_counts(ops.cast(windows.target_patch(w), "float32"))),
+                               axis=0) for w in (fake_in[..., :1], real))
         return self.spectrum_weight * ops.mean(ops.square(fake - real))
 
     def _score(self, c_values, c_free, x):

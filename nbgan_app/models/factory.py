@@ -87,14 +87,15 @@ def build_gan(config: Config, scale: str | Scale):
     model_config = config.model(scale)
     counts = None
     count_weight = getattr(model_config, "count_weight", 0.0)
-    if not scale.whole_cube and (model_config.critic_count_unit or count_weight):
+    spectrum_weight = getattr(model_config, "spectrum_weight", 0.0)
+    if not scale.whole_cube and (model_config.critic_count_unit or count_weight or spectrum_weight):
         counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit,
                   "weight": count_weight}
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
                   coarse=None if scale.whole_cube else scale.conditional, whole_cube=scale.whole_cube,
                   num_critic_steps=config.train.num_critic_steps, gp_weight=config.train.gp_weight,
                   seed=config.train.seed, counts=counts, lookahead=config.lookahead(scale),
-                  spectrum_weight=getattr(model_config, "spectrum_weight", 0.0),
+                  spectrum_weight=spectrum_weight,
                   name=f"wgan_gp_{scale.name}")
 
 
