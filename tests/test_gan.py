@@ -158,66 +158,58 @@ def test_the_count_channel_is_the_windows_counts_and_the_gan_keeps_it_in_its_con
                                           "scale": config.transform.scale, "unit": 4.0, "weight": 0.0}
 
 
-def test_the_count_loss_adds_the_squared_log_ratio_of_the_patches_particles():
-    """With `count_weight` w the generator's loss is the plain one + w * (log(1 + S_fake) -
-    log(1 + S_real))^2, S the particles of the batch's target patches; the critic sees no count
-    channel for it."""
+def _added_loss(**model):
+    """(GAN, config, the target patches' counts (fake, real) as NumPy arrays, how much the generator loss of
+    the tiny M1 with `model`'s keys exceeds that of the same M1 without them), on one batch and latent."""
     import keras
     from keras import ops
 
     from nbgan_app.transforms import backward
 
-    gan, config = _tiny_gan("1", count_weight=2.5)
-    plain, _ = _tiny_gan("1")
-    assert gan.critic.input_shape[-1] == plain.critic.input_shape[-1]
+    gan, config = _tiny_gan("1", upscaler="residual", **model)
+    plain, _ = _tiny_gan("1", upscaler="residual")
     windows, coarse = (ops.convert_to_tensor(x[:, 0]) for x in _tiny_data(config, "1"))
     p = config.pyramid.patch
     latent = keras.random.normal((windows.shape[0],) + (p,) * 3 + (1,), seed=1)
     g = (gan.generator.trainable_variables, gan.generator.non_trainable_variables)
     c = (gan.critic.trainable_variables, gan.critic.non_trainable_variables)
     args = (windows, coarse, latent)
-    with_count = float(ops.convert_to_numpy(gan._generator_loss(*g, *c, *args)[0]))
-    without = float(ops.convert_to_numpy(plain._generator_loss(*g, *c, *args)[0]))
+    added = (float(ops.convert_to_numpy(gan._generator_loss(*g, *c, *args)[0]))
+             - float(ops.convert_to_numpy(plain._generator_loss(*g, *c, *args)[0])))
     fake_in, _ = gan._generate(*g, *args)
-    fake, real = (backward(ops.convert_to_numpy(x)[:, p:, p:, p:, 0], config.transform)
-                  for x in (fake_in, windows))
+    counts = tuple(backward(ops.convert_to_numpy(x)[:, p:, p:, p:, 0], config.transform).astype(np.float64)
+                   for x in (fake_in, windows))
+    assert gan.critic.count_params() == plain.critic.count_params()  # the critic sees nothing new
+    return gan, config, counts, added
+
+
+def test_the_count_loss_adds_the_squared_log_ratio_of_the_patches_particles():
+    """With `count_weight` w the generator's loss is the plain one + w * (log(1 + S_fake) -
+    log(1 + S_real))^2, S the particles of the batch's target patches; the critic sees no count
+    channel for it."""
+    _, _, (fake, real), added = _added_loss(count_weight=2.5)
     expected = 2.5 * (np.log1p(fake.sum()) - np.log1p(real.sum())) ** 2
     assert expected > 1e-3  # an untrained generator's patches are off the real ones'
-    assert with_count - without == pytest.approx(expected, rel=1e-3)
+    assert added == pytest.approx(expected, rel=1e-3)
 
 
 def test_the_spectrum_loss_adds_the_squared_difference_of_the_batchs_mean_log_shell_power():
     """With `spectrum_weight` w the generator's loss is the plain one + w * the mean over shells of
     (mean over the batch of log(EPS + shell power) of the fake target patches' counts - that of the real
     ones)^2, the shell power as NumPy's FFT gives it; the critic is the plain one."""
-    import keras
-    from keras import ops
-
     from nbgan_app.models.spectrum import EPS
-    from nbgan_app.transforms import backward
 
-    gan, config = _tiny_gan("1", upscaler="residual", spectrum_weight=3.0)
-    plain, _ = _tiny_gan("1", upscaler="residual")
-    assert gan.critic.count_params() == plain.critic.count_params()
+    gan, config, (fake, real), added = _added_loss(spectrum_weight=3.0)
     assert gan.__class__.from_config(gan.get_config()).spectrum_weight == 3.0
-    windows, coarse = (ops.convert_to_tensor(x[:, 0]) for x in _tiny_data(config, "1"))
     p = config.pyramid.patch
-    latent = keras.random.normal((windows.shape[0],) + (p,) * 3 + (1,), seed=1)
-    g = (gan.generator.trainable_variables, gan.generator.non_trainable_variables)
-    c = (gan.critic.trainable_variables, gan.critic.non_trainable_variables)
-    args = (windows, coarse, latent)
-    with_spectrum = float(ops.convert_to_numpy(gan._generator_loss(*g, *c, *args)[0]))
-    without = float(ops.convert_to_numpy(plain._generator_loss(*g, *c, *args)[0]))
-    fake_in, _ = gan._generate(*g, *args)
     k = np.sqrt(sum(f**2 for f in np.meshgrid(*[np.fft.fftfreq(p, 1 / p)] * 3, indexing="ij")))
     shells = np.rint(k).astype(int)
 
-    def mean_log_shells(window):
-        patch = backward(ops.convert_to_numpy(window)[:, p:, p:, p:, 0], config.transform).astype(np.float64)
-        power = np.abs(np.fft.fftn(patch, axes=(1, 2, 3))) ** 2 / p**3
+    def mean_log_shells(patches):
+        power = np.abs(np.fft.fftn(patches, axes=(1, 2, 3))) ** 2 / p**3
         return np.log(np.stack([[b[shells == j].mean() for j in range(1, shells.max() + 1)] for b in power])
                       + EPS).mean(axis=0)
 
-    expected = 3.0 * np.mean((mean_log_shells(fake_in) - mean_log_shells(windows)) ** 2)
+    expected = 3.0 * np.mean((mean_log_shells(fake) - mean_log_shells(real)) ** 2)
     assert expected > 1e-3  # an untrained up-scaler's patches lack the real ones' small-scale power
-    assert with_spectrum - without == pytest.approx(expected, rel=1e-3)
+    assert added == pytest.approx(expected, rel=1e-3)
