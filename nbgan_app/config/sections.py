@@ -166,8 +166,8 @@ class UpscalerConfig(PatchModelConfig):
     # weight of a generator loss on the log power spectrum of a batch's target patches' counts (shells of
     # the patch's fundamental, models/spectrum.py): the squared difference of the batch means of fake and
     # real, averaged over shells; 0 = none. Aimed at the residual M1's power, 20-30% short at 5-10 Mpc/h and
-    # in excess near the grid's corner; at weight 10 it lost particles and added power at the patch's
-    # harmonics, behind the recipe by step 1500 (docs/quality.md)
+    # in excess near the grid's corner; at weight 10 it lost particles and added power above k = 1.5 h/Mpc,
+    # behind the recipe by step 1500 (docs/quality.md)
     spectrum_weight: float = 0.0
     # the generator, and its critic in the target octant, also see the coarse patches of the target's
     # neighbours past its high faces, generated after it at its own level but already made at the
