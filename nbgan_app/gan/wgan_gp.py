@@ -306,23 +306,25 @@ class WGANGP(keras.Model):
     def _count_channel(self, window):
         return self._to_counts(window) / self.counts["unit"]
 
-    def _count_loss(self, fake_in, real):
-        """weight * (log S_fake - log S_real)^2, S the particles of the batch's target patches (+1);
-        0 without a weight."""
-        weight = self.counts.get("weight", 0.0) if self.counts else 0.0
+    def _target_counts(self, fake_in, real):
+        """Particles (float32) of the fake target patches (channel 0 of the critic's input) and of the real
+        ones, for the generator's count and spectrum losses."""
+        return tuple(self._to_counts(ops.cast(windows.target_patch(w), "float32")) for w in (fake_in[..., :1], real))
+
+    def _count_loss(self, fake, real):
+        """weight * (log S_fake - log S_real)^2, S the particles of the batch's target patches (+1), from
+        their counts; 0 without a weight."""
+        weight = self.counts.get("weight", 0.0)
         if not weight:
             return 0.0
-        fake_sum, real_sum = (ops.sum(self._to_counts(ops.cast(windows.target_patch(w), "float32")))
-                              for w in (fake_in[..., :1], real))
-        return weight * ops.square(ops.log1p(fake_sum) - ops.log1p(real_sum))
+        return weight * ops.square(ops.log1p(ops.sum(fake)) - ops.log1p(ops.sum(real)))
 
-    def _spectrum_loss(self, fake_in, real):
+    def _spectrum_loss(self, fake, real):
         """spectrum_weight * mean over shells of the squared difference of the batch's mean log shell
         power of the target patches' counts, fake against real; 0 without a weight."""
         if not self.spectrum_weight:
             return 0.0
-        fake, real = (ops.mean(self._shell_power(self._to_counts(ops.cast(windows.target_patch(w), "float32"))),
-                               axis=0) for w in (fake_in[..., :1], real))
+        fake, real = (ops.mean(self._shell_power(counts), axis=0) for counts in (fake, real))
         return self.spectrum_weight * ops.mean(ops.square(fake - real))
 
     def _score(self, c_values, c_free, x):
@@ -340,8 +342,12 @@ class WGANGP(keras.Model):
 
     def _generator_loss(self, g_values, g_free, c_values, c_free, real, coarse, latent):
         fake_in, _ = self._generate(g_values, g_free, real, coarse, latent)
-        return (-ops.mean(self._score(c_values, c_free, fake_in)) + self._count_loss(fake_in, real)
-                + self._spectrum_loss(fake_in, real)), ()
+        loss = -ops.mean(self._score(c_values, c_free, fake_in))
+        if self.counts and (self.counts.get("weight") or self.spectrum_weight):
+            # both losses read the same patches' counts: transformed back once
+            counts = self._target_counts(fake_in, real)
+            loss = loss + self._count_loss(*counts) + self._spectrum_loss(*counts)
+        return loss, ()
 
     def _critic_step(self, state, real, coarse, latent, weights):
         critic, generator = self.critic, self.generator
