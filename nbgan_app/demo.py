@@ -62,14 +62,12 @@ def _train_all(config: Config, out: Path, console) -> dict[str, Path]:
 def _choose_m3_latent_scale(config: Config, runs: dict[str, Path], n: int, console) -> None:
     """Choose the trained M3's latent scale among `demo.m3_latent_scales` on `n` validation boxes, as the
     preset's was chosen (`nbgan latent-scale`); kept if already chosen for the same generator (a rerun)."""
-    from nbgan_app.latent_scale import choice_for, write_choice
-    from nbgan_app.sampling.runs import checkpoint_of, load_run
+    from nbgan_app.latent_scale import current_choice, write_choice
     from nbgan_app.study.latent import choose_scale
 
     values = list(config.demo.m3_latent_scales)
     m3 = runs[scales.M3.section]
-    step = checkpoint_of(load_run(m3))[0]
-    earlier = choice_for(m3, step)
+    step, earlier = current_choice(m3)
     if earlier is not None:
         console.print(f"M3: latent scale {earlier['latent_scale']:g}, chosen earlier for step {step}")
         return

@@ -63,6 +63,14 @@ def choice_for(run_dir: str | Path, step: int) -> dict | None:
     return record if record is not None and record["step"] == step else None
 
 
+def current_choice(run_dir: str | Path) -> tuple[int, dict | None]:
+    """(the step the run samples from now, the choice recorded for that generator or None)."""
+    from nbgan_app.sampling.runs import checkpoint_of, load_run
+
+    step = checkpoint_of(load_run(run_dir))[0]
+    return step, choice_for(run_dir, step)
+
+
 def scale_for(run_dir: str | Path, step: int) -> float:
     """The latent scale the run's generator of `step` is sampled with: its recorded choice, else 1."""
     record = choice_for(run_dir, step)

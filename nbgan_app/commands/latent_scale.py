@@ -45,10 +45,10 @@ def _numbers(flag: str, text: str, kind: type) -> list:
 
 def run(args) -> int:
     from nbgan_app.commands.sample import whole_number
-    from nbgan_app.latent_scale import FILE, check_scale, choice_for, write_choice
+    from nbgan_app.latent_scale import FILE, check_scale, current_choice, write_choice
     from nbgan_app.presets import resolve_chain
     from nbgan_app.sampling.api import check_seed
-    from nbgan_app.sampling.runs import checkpoint_of, load_run
+    from nbgan_app.sampling.runs import load_run
     from nbgan_app.study.latent import choose_scale
 
     values = [check_scale(v, "--values") for v in _numbers("--values", args.values, float)]
@@ -59,7 +59,7 @@ def run(args) -> int:
     if args.scale not in runs:
         raise InputError(f"--scale {args.scale}: the chain has no run of that scale (scales {', '.join(runs)})")
     tuned = Path(runs[args.scale])
-    earlier = choice_for(tuned, checkpoint_of(load_run(tuned))[0])
+    earlier = current_choice(tuned)[1]
     if earlier is not None and not args.overwrite:
         raise InputError(f"{tuned / FILE} already holds a choice for this generator (latent scale "
                          f"{earlier['latent_scale']:g}); give --overwrite to choose again")
