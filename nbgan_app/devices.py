@@ -214,6 +214,41 @@ class DeviceMonitor:
         self.source.close()
 
 
+# x86 flags (Linux /proc/cpuinfo) of instructions that compute in bfloat16 natively
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_runs_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU computes in bfloat16 natively (`BF16_CPU_FLAGS`), from /proc/cpuinfo's text
+    (read when not given); None where it lists no x86 flags (another OS or architecture)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") and ":" in line
+             for flag in line.split(":", 1)[1].split()}
+    return any(flag in flags for flag in BF16_CPU_FLAGS) if flags else None
+
+
+def accelerator_visible() -> bool:
+    """Whether the Keras backend in use sees a GPU (it loads the backend)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    import torch
+
+    return torch.cuda.is_available()
+
+
 # --- choosing -----------------------------------------------------------------------------------------
 
 

@@ -71,6 +71,22 @@ def use_jit(config: Config) -> bool:
     return False
 
 
+def precision_warning(config: Config) -> str | None:
+    """A warning where `mixed_bfloat16` would train on a CPU without bfloat16 instructions, else None.
+
+    There bfloat16 is emulated: on an AVX2 EPYC a demo M1 train step took 91 s in `mixed_bfloat16`
+    and 1.9 s in float32 (BENCHMARKS.md). On a GPU, or a CPU with AVX512_BF16 or AMX, it is the faster one.
+    """
+    from nbgan_app import devices
+
+    if config.train.precision != "mixed_bfloat16" or devices.cpu_runs_bf16() is not False:
+        return None
+    if devices.accelerator_visible():
+        return None
+    return ("warning: train.precision = mixed_bfloat16 on a CPU without bfloat16 instructions and no GPU: "
+            "it is emulated there, many times slower than float32")
+
+
 def scale_levels(config: Config, scale: str, counts: np.ndarray, inplace: bool = False) -> np.ndarray:
     """Transformed cubes at the scale's level (N, S, S, S) float32: `pyramid.level_of` at the scale's side.
 
@@ -344,6 +360,8 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
                 print("warning: data.held_out = 1: the monitor draws statistics but scores need at least 2 "
                       "held-out cubes (use 0 for no evaluation, or 2 or more)", file=sys.stderr, flush=True)
             gan = adapt_model(build_compiled_gan(config, scale))
+            if chief and (warning := precision_warning(config)):
+                print(warning, file=sys.stderr, flush=True)
             evaluator = Evaluator(config, scale, held_out, box_size, run_dir) if chief else lambda gan, step: {}
             if chief:
                 run_dir = prepare_run_dir(config, scale, run_dir, backend, parents)

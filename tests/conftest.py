@@ -11,6 +11,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
 
+import nbgan_app  # noqa: E402,F401 - sets TensorFlow's oneDNN switch before any test loads TensorFlow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

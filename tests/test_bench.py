@@ -5,29 +5,39 @@ from nbgan_app.cli import main
 
 
 def test_compiled_modes_compare_with_their_own_eager_step_first():
-    results = {("tensorflow", "demo", "3", "eager"): {"median_s": 1.0},
-               ("tensorflow", "demo", "3", "graph"): {"median_s": 0.1},
-               ("jax", "demo", "3", "eager"): {"median_s": 4.0},
-               ("jax", "demo", "3", "xla"): {"median_s": 2.0}}
-    assert _reference(results, "tensorflow", "demo", "3", "graph") == ("same step, eager", {"median_s": 1.0})
-    assert _reference(results, "jax", "demo", "3", "xla") == ("same step, eager", {"median_s": 4.0})
-    assert _reference(results, "tensorflow", "demo", "3", "eager") == ("", None)
+    results = {("tensorflow", "demo", "3", "eager", False): {"median_s": 1.0},
+               ("tensorflow", "demo", "3", "graph", False): {"median_s": 0.1},
+               ("jax", "demo", "3", "eager", False): {"median_s": 4.0},
+               ("jax", "demo", "3", "xla", False): {"median_s": 2.0}}
+    assert _reference(results, ("tensorflow", "demo", "3", "graph", False)) == ("same step, eager", {"median_s": 1.0})
+    assert _reference(results, ("jax", "demo", "3", "xla", False)) == ("same step, eager", {"median_s": 4.0})
+    assert _reference(results, ("tensorflow", "demo", "3", "eager", False)) == ("", None)
 
 
 def test_default_modes_without_eager_compare_with_tensorflow_graph():
-    results = {("tensorflow", "demo", "3", "graph"): {"median_s": 0.1},
-               ("torch", "demo", "3", "eager"): {"median_s": 0.5},
-               ("jax", "demo", "1", "xla"): {"median_s": 2.0}}
-    assert _reference(results, "torch", "demo", "3", "eager") == ("same step, tensorflow graph",
-                                                                  {"median_s": 0.1})
+    results = {("tensorflow", "demo", "3", "graph", False): {"median_s": 0.1},
+               ("torch", "demo", "3", "eager", False): {"median_s": 0.5},
+               ("jax", "demo", "1", "xla", False): {"median_s": 2.0}}
+    assert _reference(results, ("torch", "demo", "3", "eager", False)) == ("same step, tensorflow graph",
+                                                                           {"median_s": 0.1})
     # another size has no TensorFlow row to compare with
-    assert _reference(results, "jax", "demo", "1", "xla") == ("", None)
+    assert _reference(results, ("jax", "demo", "1", "xla", False)) == ("", None)
 
 
 def test_a_failed_reference_gives_no_ratio():
-    results = {("tensorflow", "demo", "3", "graph"): {"error": "over 300 s"},
-               ("torch", "demo", "3", "eager"): {"median_s": 0.5}}
-    assert _reference(results, "torch", "demo", "3", "eager") == ("", None)
+    results = {("tensorflow", "demo", "3", "graph", False): {"error": "over 300 s"},
+               ("torch", "demo", "3", "eager", False): {"median_s": 0.5}}
+    assert _reference(results, ("torch", "demo", "3", "eager", False)) == ("", None)
+
+
+def test_the_step_with_onednn_off_compares_with_the_same_step_with_it_on():
+    results = {("tensorflow", "demo", "1", "graph", False): {"median_s": 1.6},
+               ("tensorflow", "demo", "1", "graph", True): {"median_s": 56.0},
+               ("tensorflow", "demo", "3", "graph", False): {"error": "over 300 s"},
+               ("tensorflow", "demo", "3", "graph", True): {"median_s": 3.0}}
+    assert _reference(results, ("tensorflow", "demo", "1", "graph", True)) == ("same step, oneDNN on",
+                                                                                {"median_s": 1.6})
+    assert _reference(results, ("tensorflow", "demo", "3", "graph", True)) == ("", None)
 
 
 def test_existing_json_output_is_refused_before_any_benchmark_runs(tmp_path, capsys):

@@ -317,3 +317,45 @@ def test_device_this_machine_lacks_changes_nothing(fake_gpus, tiny_toml, tmp_pat
                     "--device", "gpu:9"]) == 2
     assert "--device gpu:9: no such device" in capfd.readouterr().err
     assert not any(key in os.environ for key in _ENV_KEYS) and not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("user_setting, expected", [(None, "True"), ("0", "False")])
+def test_importing_nbgan_turns_tensorflows_onednn_kernels_on_unless_the_user_chose(user_setting, expected):
+    # TensorFlow leaves oneDNN off on CPUs without AVX512_VNNI/BF16 or AMX (a 30x slower train step on
+    # an AVX2 EPYC); nbgan_app must set the switch before TensorFlow loads, and keep a user's choice
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if user_setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user_setting
+    code = ("import os, nbgan_app.training\n"
+            "from tensorflow.python.util import _pywrap_util_port as port\n"
+            "print('SWITCH', os.environ['TF_ENABLE_ONEDNN_OPTS'], 'ONEDNN', port.IsMklEnabled())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert f"SWITCH {user_setting or '1'} ONEDNN {expected}" in out.stdout, out.stderr[-500:]
+
+
+def test_cpu_runs_bf16_reads_the_x86_flags_and_says_nothing_elsewhere():
+    intel = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile\n"
+    epyc = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma vaes\nbugs\t\t: sysret_ss_attrs\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes bf16\n"
+    assert devices.cpu_runs_bf16(intel) is True
+    assert devices.cpu_runs_bf16(epyc) is False
+    assert devices.cpu_runs_bf16(arm) is None
+
+
+@pytest.mark.parametrize("precision, cpu_bf16, gpu, warned", [
+    ("mixed_bfloat16", False, False, True), ("mixed_bfloat16", True, False, False),
+    ("mixed_bfloat16", None, False, False), ("mixed_bfloat16", False, True, False),
+    ("float32", False, False, False)])
+def test_training_warns_of_bf16_emulated_on_a_cpu_only(tiny_config, monkeypatch, precision, cpu_bf16, gpu, warned):
+    import dataclasses
+
+    from nbgan_app.training import precision_warning
+
+    monkeypatch.setattr(devices, "cpu_runs_bf16", lambda: cpu_bf16)
+    monkeypatch.setattr(devices, "accelerator_visible", lambda: gpu)
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, precision=precision))
+    message = precision_warning(config)
+    assert (message is not None) == warned
+    if warned:
+        assert "mixed_bfloat16" in message and "\n" not in message

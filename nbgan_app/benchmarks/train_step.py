@@ -16,8 +16,13 @@ Ratios: a compiled mode against the same step eager, when eager was measured;
 otherwise a backend's default mode against TensorFlow's default (graph), the
 same step in the same run.
 
+TensorFlow's graph step also runs with its oneDNN kernels off
+(`TF_ENABLE_ONEDNN_OPTS=0`, the row's ratio against the same step with them on,
+as nbgan sets them; see `nbgan_app/__init__.py`): TensorFlow would leave them off
+on CPUs without AVX512_VNNI, AVX512_BF16 or AMX.
+
 Quick: the demo M3 at batch 2 with one critic update per step, TensorFlow
-eager and graph, and PyTorch. TensorFlow's XLA (first step 15 s) and JAX are
+eager and graph (oneDNN on and off), and PyTorch. TensorFlow's XLA (first step 15 s) and JAX are
 left to the full run: on JAX, building the demo M3 alone took 40 to 75 s on
 the 2 shared cores, as every initializer is compiled op by op, which is most
 of the quick run's 2-minute budget (`make test` still runs the train step on
@@ -42,15 +47,18 @@ MODES = {"tensorflow": ("eager", "graph", "xla"), "jax": ("eager", "xla"), "torc
 QUICK_MODES = {"tensorflow": ("eager", "graph"), "torch": ("eager",)}
 DEFAULT_MODE = {"tensorflow": "graph", "jax": "xla", "torch": "eager"}  # what jit_compile="auto" picks on a CPU
 QUICK_TRAIN = {"batch_size": 2, "num_critic_steps": 1}
+ONEDNN_OFF = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
-def _groups(quick: bool) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """(backend, config, scale, modes): one worker process each."""
-    if quick:
-        return [(backend, "demo", "3", modes) for backend, modes in QUICK_MODES.items()]
-    groups = [(backend, "demo", scale, modes) for backend, modes in MODES.items() for scale in ("3", "1")]
-    for backend in ("tensorflow", "torch"):
-        groups += [(backend, "paper", scale, (DEFAULT_MODE[backend],)) for scale in ("3", "1")]
+def _groups(quick: bool) -> list[tuple[str, str, str, tuple[str, ...], dict]]:
+    """(backend, config, scale, modes, extra environment): one worker process each."""
+    scales = ("3",) if quick else ("3", "1")
+    groups = [(backend, "demo", scale, modes, {})
+              for backend, modes in (QUICK_MODES if quick else MODES).items() for scale in scales]
+    groups += [("tensorflow", "demo", scale, ("graph",), ONEDNN_OFF) for scale in scales]
+    if not quick:
+        for backend in ("tensorflow", "torch"):
+            groups += [(backend, "paper", scale, (DEFAULT_MODE[backend],), {}) for scale in ("3", "1")]
     return groups
 
 
@@ -104,8 +112,8 @@ def measure(config_name: str, scale: str, modes: list[str], repeats: int, train:
     return results
 
 
-def run_group(backend, config_name, scale, modes, repeats, train, timeout) -> dict:
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+def run_group(backend, config_name, scale, modes, repeats, train, timeout, extra_env=None) -> dict:
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(extra_env or {}))
     code = ("import json; from nbgan_app.benchmarks.train_step import measure; "
             f"print('RESULT', json.dumps(measure({config_name!r}, {scale!r}, {list(modes)!r}, {repeats}, "
             f"{train!r})))")
@@ -121,11 +129,15 @@ def run_group(backend, config_name, scale, modes, repeats, train, timeout) -> di
     return {mode: {"error": error} for mode in modes}
 
 
-def _reference(results: dict, backend: str, config_name: str, scale: str, mode: str) -> tuple[str, dict | None]:
+def _reference(results: dict, key: tuple) -> tuple[str, dict | None]:
     """What a row's ratio is taken against: (description, its result), or ("", None)."""
-    if mode != "eager" and "median_s" in results.get((backend, config_name, scale, "eager"), {}):
-        return "same step, eager", results[(backend, config_name, scale, "eager")]
-    tf_default = results.get(("tensorflow", config_name, scale, DEFAULT_MODE["tensorflow"]), {})
+    backend, config_name, scale, mode, onednn_off = key
+    if onednn_off:
+        on = results.get((backend, config_name, scale, mode, False), {})
+        return ("same step, oneDNN on", on) if "median_s" in on else ("", None)
+    if mode != "eager" and "median_s" in results.get((backend, config_name, scale, "eager", False), {}):
+        return "same step, eager", results[(backend, config_name, scale, "eager", False)]
+    tf_default = results.get(("tensorflow", config_name, scale, DEFAULT_MODE["tensorflow"], False), {})
     if backend != "tensorflow" and mode == DEFAULT_MODE[backend] and "median_s" in tf_default:
         return "same step, tensorflow graph", tf_default
     return "", None
@@ -135,16 +147,18 @@ def run(quick: bool) -> list[dict]:
     repeats = 3 if quick else 5
     train = QUICK_TRAIN if quick else {}
     results = {}
-    for backend, config_name, scale, modes in _groups(quick):
+    for backend, config_name, scale, modes, extra_env in _groups(quick):
         timeout = (300 if config_name == "demo" else 1200) * len(modes)
-        for mode, r in run_group(backend, config_name, scale, modes, repeats, train, timeout).items():
-            results[(backend, config_name, scale, mode)] = r
+        found = run_group(backend, config_name, scale, modes, repeats, train, timeout, extra_env)
+        for mode, r in found.items():
+            results[(backend, config_name, scale, mode, bool(extra_env))] = r
     size = " (batch 2, 1 critic update)" if quick else ""
     rows = []
-    for (backend, config_name, scale, mode), r in results.items():
-        reference, ref = _reference(results, backend, config_name, scale, mode)
+    for key, r in results.items():
+        backend, config_name, scale, mode, onednn_off = key
+        reference, ref = _reference(results, key)
         ratio = ref["median_s"] / r["median_s"] if ref is not None and "median_s" in r else None
-        default = " (default)" if mode == DEFAULT_MODE[backend] else ""
+        default = " oneDNN off" if onednn_off else " (default)" if mode == DEFAULT_MODE[backend] else ""
         rows.append({
             "benchmark": f"train step {config_name} M{scale}{size} {backend} {mode}{default}",
             "ours_s": r.get("median_s"),
