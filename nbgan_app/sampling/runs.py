@@ -160,14 +160,28 @@ def checkpoint_of(run: RunInfo, step: int | None = None) -> tuple[int, Path]:
     return step, directory
 
 
+# Rows per model call. A backend's kernels may sum in another order at another batch size: on an AVX2
+# EPYC, oneDNN's and Eigen's alike changed the last bits of a patch when the number of patches beside it
+# in the call changed, while at one batch size a row's values did not depend on its place or on the
+# other rows. So every call has exactly this many rows, the last padded with zeros: a cube's values then
+# do not depend on `max_batch`, on the other cubes of its calls or on how `--workers` shares out the cubes.
+CALL_ROWS = 8
+
+
 def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
-    """A Keras generator as `levels.make_level` calls it: one inference call per batch, float32 NumPy out.
+    """A Keras generator as `levels.make_level` calls it: float32 NumPy (B, ...) in and out.
 
     The one wrapper for trained (`load_generator`) and in-training
-    (`evaluation.Evaluator`) generators alike, called with training=False.
+    (`evaluation.Evaluator`) generators alike, called with training=False on
+    `CALL_ROWS` rows at a time (the results stay on the device until the batch is done).
     """
+    from keras import ops
+
     def generate(x: np.ndarray) -> np.ndarray:
-        return to_numpy(model(x, training=False))
+        n = len(x)
+        x = np.concatenate([x, np.zeros((-n % CALL_ROWS,) + x.shape[1:], x.dtype)])
+        parts = [model(x[i:i + CALL_ROWS], training=False) for i in range(0, len(x), CALL_ROWS)]
+        return to_numpy(parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0))[:n]
 
     return generate
 
