@@ -212,7 +212,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class SampleConfig:
     order: str = "wavefront"  # "wavefront" | "raster"
-    max_batch: int = 64  # most patches per generator call
+    max_batch: int = 64  # most patches assembled per sampler step (the model runs on sampling.runs.CALL_ROWS at a time)
     # level-1 voxels as "whole" particles (rounded at random, mean kept) or "expected" counts (fractions)
     counts: str = "whole"
 
