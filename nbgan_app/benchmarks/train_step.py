@@ -22,11 +22,11 @@ as nbgan sets them; see `nbgan_app/__init__.py`): TensorFlow would leave them of
 on CPUs without AVX512_VNNI, AVX512_BF16 or AMX.
 
 Quick: the demo M3 at batch 2 with one critic update per step, TensorFlow
-eager and graph (oneDNN on and off), and PyTorch. TensorFlow's XLA (first step 15 s) and JAX are
-left to the full run: on JAX, building the demo M3 alone took 40 to 75 s on
-the 2 shared cores, as every initializer is compiled op by op, which is most
-of the quick run's 2-minute budget (`make test` still runs the train step on
-JAX, in its tests).
+eager and graph (oneDNN on and off), and PyTorch. TensorFlow's XLA (first step
+15 s) and JAX are left to the full run: on JAX, building the demo M3 alone took
+40 to 75 s on the 2 shared cores, as every initializer is compiled op by op,
+which is most of the quick run's 2-minute budget (`make test` still runs the
+train step on JAX, in its tests).
 Full: every mode of the demo M3 and M1 at the config's batch and critic steps,
 and the default modes of the paper's M3 and M1.
 """
