@@ -65,9 +65,9 @@ def use_jit(config: Config) -> bool:
     if backend == "jax":
         return True
     if backend == "tensorflow":
-        import tensorflow as tf
+        from nbgan_app.devices import accelerator_visible
 
-        return bool(tf.config.list_physical_devices("GPU"))
+        return accelerator_visible()
     return False
 
 

@@ -179,7 +179,8 @@ def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
 
     def generate(x: np.ndarray) -> np.ndarray:
         n = len(x)
-        x = np.concatenate([x, np.zeros((-n % CALL_ROWS,) + x.shape[1:], x.dtype)])
+        if n % CALL_ROWS:
+            x = np.concatenate([x, np.zeros((-n % CALL_ROWS,) + x.shape[1:], x.dtype)])
         parts = [model(x[i:i + CALL_ROWS], training=False) for i in range(0, len(x), CALL_ROWS)]
         return to_numpy(parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0))[:n]
 
