@@ -520,3 +520,29 @@ def test_a_generated_row_does_not_depend_on_the_rows_called_with_it(tiny_config,
     assert whole.shape == (len(x),) + tuple(model.output_shape[1:]) and whole.dtype == np.float32
     for rows in ([0, 1, 2], [len(x) - 1, 0, 5], list(range(CALL_ROWS + 1))):
         np.testing.assert_array_equal(generate(x[rows]), whole[rows])
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("scale", ["3", "2"])
+def test_the_compiled_forward_pass_agrees_with_the_eager_one_and_follows_the_weights(tiny_config, scale):
+    # sampling calls the generator through the backend's compiled function; the in-training evaluator
+    # samples a generator whose weights change between calls
+    import keras
+
+    from nbgan_app.models.factory import build_gan
+    from nbgan_app.sampling.forward import forward
+    from nbgan_app.sampling.runs import CALL_ROWS
+    from nbgan_app.sampling.sampler import to_numpy
+
+    keras.utils.set_random_seed(0)
+    model = build_gan(tiny_config, scale).generator
+    x = np.random.default_rng(0).normal(size=(CALL_ROWS,) + tuple(model.input_shape[1:])).astype(np.float32)
+    compiled = forward(model)
+    assert forward(model) is compiled  # traced once per model, not once per level or evaluation
+    before = to_numpy(model(x, training=False))
+    np.testing.assert_allclose(to_numpy(compiled(x)), before, rtol=1e-5, atol=1e-6)
+    for variable in model.trainable_variables:
+        variable.assign(variable.value + 0.05)
+    after = to_numpy(model(x, training=False))
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(to_numpy(compiled(x)), after, rtol=1e-5, atol=1e-6)

@@ -7,7 +7,8 @@
   (`train_step` workers), on synthetic batches shaped like the real ones.
   Ratios: a bf16 row against the same mode in fp32; an fp32 row against the
   backend's default mode; a backend's default against TensorFlow's default.
-- Sampling order: wavefront against raster, two 128^3 cubes (`sampling`).
+- Sampling order: wavefront against raster, two 128^3 cubes (`sampling`); the
+  sampler's compiled generator calls against eager ones, one 128^3 cube.
 - One paper-chain 256^3 cube (M3 -> M2 -> M1, untrained weights of the paper
   architectures: the cost does not depend on the weights) against the jaxpm
   PM simulation of the same grid, on the same GPU.
@@ -86,6 +87,6 @@ def run(quick: bool = False) -> list[dict]:
         for mode, r in found.items():
             results[(backend, scale, mode, precision)] = r
     rows = train_step_rows(results)
-    rows.append(sampling.bench_orders(quick=False))
+    rows += [sampling.bench_orders(quick=False), sampling.bench_compiled(quick=False)]
     rows += sampling.bench_against_simulation(quick=False, chains=[("paper", ("3", "2", "1"))])
     return rows

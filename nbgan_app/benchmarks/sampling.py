@@ -6,6 +6,9 @@
   in one process, after a warm-up, medians of three repeats (single runs
   of either order varied by 30 to 45% on a loaded machine). Notes the generator
   calls and whether the outputs agree.
+- compiled vs eager: the same generator and cube as above, wavefront order, the sampler's
+  compiled calls (`sampling.forward`) against the model called op by op; interleaved, after a
+  warm-up (the trace), medians of three repeats; notes the largest difference between the two.
 - peak memory: one up-scaling level (patch 32, factor 2, a one-layer Conv3D
   generator), each size in its own subprocess; peak resident set from VmHWM
   (ru_maxrss would carry the parent's over), also less the resident set once
@@ -105,6 +108,33 @@ def bench_orders(quick: bool) -> dict:
             "note": f"generator calls {calls['wavefront']} vs {calls['raster']}; same output: {same}"}
 
 
+def bench_compiled(quick: bool) -> dict:
+    """The sampler's compiled generator calls (`sampling.forward`) against eager ones, same model and seeds."""
+    import keras
+
+    from nbgan_app.models.factory import build_generator
+    from nbgan_app.sampling.runs import keras_generator
+
+    config = _config("demo")
+    model = build_generator(config.model("1"), "1", config)
+    generators = {"compiled": keras_generator(model), "eager": keras_generator(model, compiled=False)}
+    side, patch, factor = (64 if quick else 128), config.pyramid.patch, config.factor("1")
+    repeats = 3
+    for generator in generators.values():  # warm-up: the trace
+        _upscale(generator, 2 * patch, patch, factor, 1, "wavefront")
+    times, first = {name: [] for name in generators}, {}
+    for _ in range(repeats):
+        for name, generator in generators.items():
+            seconds, calls, first[name] = _upscale(generator, side, patch, factor, 1, "wavefront")
+            times[name].append(seconds)
+    gap = float(np.max(np.abs(first["compiled"] - first["eager"])))
+    ours, ref = statistics.median(times["compiled"]), statistics.median(times["eager"])
+    return {"benchmark": f"sampling: compiled vs eager generator calls, demo M1 on {keras.backend.backend()}, "
+                         f"one cube of {side}^3", "ours_s": ours,
+            "reference": "the same calls made eagerly (op by op)", "reference_s": ref, "ratio": ref / ours,
+            "repeats": repeats, "note": f"generator calls {calls} each; largest difference in the first slab {gap:.1e}"}
+
+
 def _vm_kib(key: str) -> int:
     """VmHWM / VmRSS of this process in KiB (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -202,7 +232,7 @@ def bench_against_simulation(quick: bool, chains: list[tuple[str, tuple[str, ...
 
 
 def run(quick: bool) -> list[dict]:
-    return [bench_orders(quick), bench_memory(quick), *bench_against_simulation(quick)]
+    return [bench_orders(quick), bench_compiled(quick), bench_memory(quick), *bench_against_simulation(quick)]
 
 
 if __name__ == "__main__":

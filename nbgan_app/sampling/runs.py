@@ -168,20 +168,26 @@ def checkpoint_of(run: RunInfo, step: int | None = None) -> tuple[int, Path]:
 CALL_ROWS = 8
 
 
-def keras_generator(model) -> Callable[[np.ndarray], np.ndarray]:
+def keras_generator(model, compiled: bool = True) -> Callable[[np.ndarray], np.ndarray]:
     """A Keras generator as `levels.make_level` calls it: float32 NumPy (B, ...) in and out.
 
     The one wrapper for trained (`load_generator`) and in-training
     (`evaluation.Evaluator`) generators alike, called with training=False on
-    `CALL_ROWS` rows at a time (the results stay on the device until the batch is done).
+    `CALL_ROWS` rows at a time (the results stay on the device until the batch is done),
+    through the backend's compiled forward pass (`forward`; compiled=False: eagerly, the
+    benchmark's reference).
     """
     from keras import ops
+
+    from nbgan_app.sampling.forward import forward
+
+    call = forward(model, compiled)
 
     def generate(x: np.ndarray) -> np.ndarray:
         n = len(x)
         if n % CALL_ROWS:
             x = np.concatenate([x, np.zeros((-n % CALL_ROWS,) + x.shape[1:], x.dtype)])
-        parts = [model(x[i:i + CALL_ROWS], training=False) for i in range(0, len(x), CALL_ROWS)]
+        parts = [call(x[i:i + CALL_ROWS]) for i in range(0, len(x), CALL_ROWS)]
         return to_numpy(parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0))[:n]
 
     return generate
