@@ -546,3 +546,18 @@ def test_the_compiled_forward_pass_agrees_with_the_eager_one_and_follows_the_wei
     after = to_numpy(model(x, training=False))
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(to_numpy(compiled(x)), after, rtol=1e-5, atol=1e-6)
+
+
+def test_the_compiled_forward_pass_does_not_keep_its_model_alive(tiny_config):
+    import gc
+    import weakref
+
+    from nbgan_app.models.factory import build_gan
+    from nbgan_app.sampling.forward import forward
+
+    model = build_gan(tiny_config, "2").generator
+    forward(model)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None

@@ -11,7 +11,8 @@ spent most of its sampling time dispatching (`nbgan bench`, "generator calls"). 
   so a generator still being trained is sampled with its latest weights.
 - PyTorch: eager, as in training (`torch.compile` is not used anywhere in nbgan).
 
-One compiled function per model object, kept while the model lives.
+One compiled function per model object, kept while the model lives (the function holds the model
+by a weak reference, so that the cache never keeps a model alive).
 """
 
 from __future__ import annotations
@@ -39,18 +40,24 @@ def _compile(model) -> Callable:
     import keras
 
     backend = keras.backend.backend()
+    ref = weakref.ref(model)
     if backend == "tensorflow":
         import tensorflow as tf
 
         # one trace per input shape; the sampler's calls all have CALL_ROWS rows
-        return tf.function(lambda x: model(x, training=False), jit_compile=False, reduce_retracing=True)
+        return tf.function(lambda x: ref()(x, training=False), jit_compile=False, reduce_retracing=True)
     if backend == "jax":
         import jax
 
         def call(trainable, non_trainable, x):
-            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+            return ref().stateless_call(trainable, non_trainable, x, training=False)[0]
 
         jitted = jax.jit(call)
-        return lambda x: jitted([v.value for v in model.trainable_variables],
-                                [v.value for v in model.non_trainable_variables], x)
-    return lambda x: model(x, training=False)
+
+        def run(x):
+            model = ref()
+            return jitted([v.value for v in model.trainable_variables],
+                          [v.value for v in model.non_trainable_variables], x)
+
+        return run
+    return lambda x: ref()(x, training=False)
