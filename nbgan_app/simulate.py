@@ -18,8 +18,11 @@ checked and returned without loading them (a rerun is instant).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import functools
+import os
 import warnings
 from pathlib import Path
 
@@ -55,15 +58,34 @@ def check_simulation(sim: SimulationConfig) -> SimulationConfig:
     return sim
 
 
-def check_simulation_memory(sim: SimulationConfig) -> None:
-    """Raise InputError, before jax allocates anything, when one box cannot fit in the memory available.
+def _box_bytes(sim: SimulationConfig) -> int:
+    """A lower bound on one box's memory: per particle its position, momentum and force (float32,
+    3 each) and the float64 positions binned; per mesh cell the density and its Fourier transform;
+    per grid cell the binning's counts."""
+    return sim.particles**3 * (36 + 24) + sim.mesh**3 * 16 + sim.grid**3 * 16
 
-    A lower bound: per particle its position, momentum and force (float32, 3 each) and the
-    float64 positions binned; per mesh cell the density and its Fourier transform; per grid
-    cell the binning's counts.
-    """
-    check_memory(sim.particles**3 * (36 + 24) + sim.mesh**3 * 16 + sim.grid**3 * 16,
+
+def check_simulation_memory(sim: SimulationConfig) -> None:
+    """Raise InputError, before jax allocates anything, when one box cannot fit in the memory available."""
+    check_memory(_box_bytes(sim),
                  f"simulation of {sim.particles}^3 particles on a {sim.mesh}^3 mesh into a {sim.grid}^3 grid")
+
+
+def suite_threads(sim: SimulationConfig, boxes: int) -> int:
+    """How many boxes to simulate at once: one per usable core, as many as fit in memory, at most `boxes`.
+
+    On a 2-core AVX2 EPYC two threads made 6 demo boxes in 10.1 s against 15.2 s one after
+    the other (jaxpm's CIC painting runs on one core); each box's numbers do not depend on it.
+    """
+    from nbgan_app.cubes import available_memory
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    available = available_memory()
+    fit = cores if available is None else available // _box_bytes(sim)
+    return max(1, min(cores, fit, boxes))
 
 
 def _import_jax_cosmo():
@@ -96,7 +118,17 @@ def _power_table(sim: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
     return k, np.asarray(jax.jit(lambda: jc.power.linear_matter_power(_cosmology(sim), k))())
 
 
+@contextlib.contextmanager
+def _int64_request_ignored():
+    """jax_cosmo asks for int64 indices, which jax (32-bit by default) truncates to int32: harmless.
+    Only around a trace, in one thread: `warnings.catch_warnings` is not thread-safe."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype int64")
+        yield
+
+
 @functools.lru_cache(maxsize=4)
+@_int64_request_ignored()
 def _schedule(sim: SimulationConfig) -> np.ndarray:
     """FastPM factors per step, shape (steps, 3): first half kick, drift, second half kick.
 
@@ -133,8 +165,14 @@ def _schedule(sim: SimulationConfig) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
+@_int64_request_ignored()
 def _compiled(physics: SimulationConfig):
-    """jit-compiled (initial conditions, one KDK step) for one set of settings; reused across boxes."""
+    """Compiled (initial conditions, one KDK step) for one set of settings; reused across boxes.
+
+    Compiled ahead of time, so that running a box traces nothing: the warnings of a trace are
+    silenced here, once, and boxes may then run on several threads (`warnings.catch_warnings`
+    is not thread-safe).
+    """
     _import_jax_cosmo()
     import jax
     import jax.numpy as jnp
@@ -148,21 +186,22 @@ def _compiled(physics: SimulationConfig):
     def power(k):
         return jnp.interp(k.reshape(-1), k_table, p_table).reshape(k.shape)
 
-    @jax.jit
     def initial(key):
         field = linear_field(shape, box, power, seed=key)
         # A fresh cosmology inside the trace, apart from the power spectrum's (pitfall above).
         dx, p, _ = lpt(_cosmology(physics), field, particles=lattice, a=physics.a_start)
         return lattice + dx, p
 
-    @jax.jit
     def step(x, p, factors):
         p = p + factors[0] * pm_forces(x, mesh_shape=shape)
         x = x + factors[1] * p
         p = p + factors[2] * pm_forces(x, mesh_shape=shape)
         return x, p
 
-    return initial, step
+    key = jax.random.PRNGKey(0)
+    x, p = jax.eval_shape(initial, key)
+    factors = jax.ShapeDtypeStruct((3,), jnp.float32)
+    return jax.jit(initial).lower(key).compile(), jax.jit(step).lower(x, p, factors).compile()
 
 
 def _physics(sim: SimulationConfig) -> SimulationConfig:
@@ -180,13 +219,10 @@ def simulate_box(sim: SimulationConfig, index: int) -> np.ndarray:
     import jax
 
     check_simulation(sim)
-    with warnings.catch_warnings():
-        # jax_cosmo asks for int64 indices, which jax (32-bit by default) truncates to int32: harmless.
-        warnings.filterwarnings("ignore", message="Explicitly requested dtype int64")
-        initial, step = _compiled(_physics(sim))
-        x, p = initial(jax.random.PRNGKey(sim.seed + index))
-        for factors in _schedule(_schedule_key(sim)):
-            x, p = step(x, p, factors)
+    initial, step = _compiled(_physics(sim))
+    x, p = initial(jax.random.PRNGKey(sim.seed + index))
+    for factors in _schedule(_schedule_key(sim)):
+        x, p = step(x, p, factors)
     # Mesh units to Mpc/h, folded into the periodic box [0, L).
     positions = np.mod(np.asarray(x, dtype=np.float64) * (sim.box_size / sim.mesh), sim.box_size)
     return bin_positions(positions, sim.grid, sim.box_size, source=f"simulated box {index}")
@@ -228,6 +264,8 @@ def simulate_suite(sim: SimulationConfig, out_dir: Path, progress: bool = True,
     Boxes already there (made with the same settings) are kept, so a rerun is
     instant and an interrupted run resumes; each file is written atomically, so
     an interruption never leaves a box that looks complete. Progress goes to stderr.
+    The first box to make runs alone (it compiles); the others run `suite_threads` at a time,
+    written in order.
     `parents`: create missing parents of `out_dir` (a config's cache directory, a layout
     nbgan owns); `nbgan simulate --out DIR` passes False, so a typo makes no directories.
     """
@@ -246,16 +284,36 @@ def simulate_suite(sim: SimulationConfig, out_dir: Path, progress: bool = True,
         return paths
     with _progress_bar(progress, sim, out_dir) as advance:
         advance(sim.boxes - len(todo))
-        for index in todo:
-            counts = simulate_box(sim, index)
+        for index, counts in _simulated(sim, todo):
             write_cube(paths[index], counts, box_size=sim.box_size, **box_attrs(sim, index))
             advance(1)
     return paths
 
 
+def _simulated(sim: SimulationConfig, todo: list[int]):
+    """(index, counts) of the boxes `todo`, in order: the first alone, then `suite_threads` at a time,
+    no more boxes in memory than are running."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    yield todo[0], simulate_box(sim, todo[0])
+    rest = todo[1:]
+    if not rest:
+        return
+    threads = suite_threads(sim, len(rest))
+    with ThreadPoolExecutor(threads) as pool:
+        running = collections.deque()
+        for index in rest:
+            running.append((index, pool.submit(simulate_box, sim, index)))
+            if len(running) == threads:
+                index, done = running.popleft()
+                yield index, done.result()
+        while running:
+            index, done = running.popleft()
+            yield index, done.result()
+
+
 def _progress_bar(enabled: bool, sim: SimulationConfig, out_dir: Path):
     """A context giving `advance(n)`: a rich progress bar of boxes on stderr, or nothing."""
-    import contextlib
 
     if not enabled:
         return contextlib.nullcontext(lambda n: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import h5py
 import numpy as np
@@ -77,6 +78,35 @@ def test_interrupted_suite_leaves_no_complete_looking_box(tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box_000.h5"]  # no box_001, no temporary
     monkeypatch.setattr(simulate, "simulate_box", fake_box)
     assert len(simulate.simulate_suite(TINY, tmp_path, progress=False)) == 2
+
+
+def test_a_suite_on_threads_writes_the_boxes_one_thread_writes(tmp_path, monkeypatch):
+    sim = dataclasses.replace(TINY, boxes=4)
+    monkeypatch.setattr(simulate, "suite_threads", lambda sim, boxes: 1)
+    one = simulate.simulate_suite(sim, tmp_path / "one", progress=False)
+    real, threads = simulate.simulate_box, set()
+
+    def recorded(sim, index):
+        threads.add(threading.get_ident())
+        return real(sim, index)
+
+    monkeypatch.setattr(simulate, "simulate_box", recorded)
+    monkeypatch.setattr(simulate, "suite_threads", lambda sim, boxes: 2)
+    two = simulate.simulate_suite(sim, tmp_path / "two", progress=False)
+    assert len(threads) == 3  # the first box in the caller's thread (it compiles), then two at a time
+    assert [p.name for p in two] == [p.name for p in one]
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(next(iter_cubes(b)), next(iter_cubes(a)))
+
+
+def test_suite_threads_are_the_usable_cores_that_fit_in_memory(monkeypatch):
+    monkeypatch.setattr(simulate.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: None)
+    assert simulate.suite_threads(TINY, 100) == 8 and simulate.suite_threads(TINY, 3) == 3
+    monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: int(2.5 * simulate._box_bytes(TINY)))
+    assert simulate.suite_threads(TINY, 100) == 2
+    monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: 10)
+    assert simulate.suite_threads(TINY, 100) == 1
 
 
 def test_cli_runs_a_real_simulation(tmp_path, capsys):
