@@ -72,13 +72,19 @@ def check_simulation_memory(sim: SimulationConfig) -> None:
 
 
 def suite_threads(sim: SimulationConfig, boxes: int) -> int:
-    """How many boxes to simulate at once: one per usable core, as many as fit in memory, at most `boxes`.
+    """How many boxes to simulate at once: on jax's CPU backend one per usable core, as many as fit
+    in memory, at most `boxes`; on a GPU one (it runs a box's kernels in parallel itself, and its
+    memory, not the host's, bounds a box).
 
     On a 2-core AVX2 EPYC two threads made 6 demo boxes in 10.1 s against 15.2 s one after
     the other (jaxpm's CIC painting runs on one core); each box's numbers do not depend on it.
     """
+    import jax
+
     from nbgan_app.cubes import available_memory
 
+    if jax.default_backend() != "cpu":
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -107,6 +107,9 @@ def test_suite_threads_are_the_usable_cores_that_fit_in_memory(monkeypatch):
     assert simulate.suite_threads(TINY, 100) == 2
     monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: 10)
     assert simulate.suite_threads(TINY, 100) == 1
+    monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: None)
+    monkeypatch.setattr("jax.default_backend", lambda: "gpu")
+    assert simulate.suite_threads(TINY, 100) == 1
 
 
 def test_cli_runs_a_real_simulation(tmp_path, capsys):
