@@ -2,11 +2,13 @@
 
 Called op by op, a Keras model pays Python dispatch for every layer: on a 2-core AVX2 EPYC the
 demo M1 took 90 ms for 8 patches eagerly and 45 ms as one TensorFlow graph, and `nbgan demo`
-spent most of its sampling time dispatching (`nbgan bench`, "generator calls"). So:
+spent most of its sampling time dispatching (`nbgan bench`, "compiled vs eager generator
+calls"; BENCHMARKS.md). So:
 
-- TensorFlow: one `tf.function` per model, without XLA (XLA was 4x slower than the plain graph
-  on this CPU; the graph runs oneDNN's fused kernels). Its values differ from eager execution
-  by rounding (up to 5e-7 on the demo M1) and are the same for any given input.
+- TensorFlow: one `tf.function` per model, without XLA (on the CPUs measured, XLA's train step
+  was several times slower than the plain graph, which runs oneDNN's fused kernels; XLA for
+  sampling on a GPU is unmeasured). Its values differ from eager execution by rounding (up to
+  5e-7 on the demo M1) and are the same for any given input.
 - JAX: `jax.jit` of `stateless_call`, given the model's current variable values at each call,
   so a generator still being trained is sampled with its latest weights.
 - PyTorch: eager, as in training (`torch.compile` is not used anywhere in nbgan).
