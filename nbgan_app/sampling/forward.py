@@ -13,8 +13,9 @@ calls"; BENCHMARKS.md). So:
   so a generator still being trained is sampled with its latest weights.
 - PyTorch: eager, as in training (`torch.compile` is not used anywhere in nbgan).
 
-One compiled function per model object, kept while the model lives (the function holds the model
-by a weak reference, so that the cache never keeps a model alive).
+One compiled function per model object, cached while the model lives: the cached function holds
+the model by a weak reference, so that the cache never keeps a model alive, and the handle
+`forward` returns holds it strongly, so that a caller's model lives as long as its handle.
 """
 
 from __future__ import annotations
@@ -25,17 +26,30 @@ from typing import Callable
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def forward(model, compiled: bool = True) -> Callable:
+class Forward:
     """x (a batch, NumPy or backend tensor) -> the model's output on the backend, training=False.
 
-    compiled=False calls the model eagerly: the benchmark's reference.
+    `compiled` is the model's cached compiled function (None: the model is called eagerly).
     """
+
+    def __init__(self, model, compiled: Callable | None):
+        self.model, self.compiled = model, compiled
+
+    def __call__(self, x):
+        if self.compiled is None:
+            return self.model(x, training=False)
+        return self.compiled(x)
+
+
+def forward(model, compiled: bool = True) -> Forward:
+    """The model's forward pass, compiled (once per model) unless compiled=False, the benchmark's
+    reference, which calls the model eagerly."""
     if not compiled:
-        return lambda x: model(x, training=False)
+        return Forward(model, None)
     fn = _COMPILED.get(model)
     if fn is None:
         fn = _COMPILED[model] = _compile(model)
-    return fn
+    return Forward(model, fn)
 
 
 def _compile(model) -> Callable:
