@@ -100,13 +100,18 @@ class Snapshot:
         return [g.device for g in self.gpus] + [CPU]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def read_cpu() -> CpuInfo:
     import psutil
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         load = os.getloadavg()
     except OSError:

@@ -22,7 +22,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import os
 import warnings
 from pathlib import Path
 
@@ -82,13 +81,11 @@ def suite_threads(sim: SimulationConfig, boxes: int) -> int:
     import jax
 
     from nbgan_app.cubes import available_memory
+    from nbgan_app.devices import usable_cores
 
     if jax.default_backend() != "cpu":
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     available = available_memory()
     fit = cores if available is None else available // _box_bytes(sim)
     return max(1, min(cores, fit, boxes))

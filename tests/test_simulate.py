@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 
 import h5py
@@ -100,7 +101,7 @@ def test_a_suite_on_threads_writes_the_boxes_one_thread_writes(tmp_path, monkeyp
 
 
 def test_suite_threads_are_the_usable_cores_that_fit_in_memory(monkeypatch):
-    monkeypatch.setattr(simulate.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: None)
     assert simulate.suite_threads(TINY, 100) == 8 and simulate.suite_threads(TINY, 3) == 3
     monkeypatch.setattr("nbgan_app.cubes.available_memory", lambda: int(2.5 * simulate._box_bytes(TINY)))
