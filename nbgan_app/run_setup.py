@@ -23,16 +23,22 @@ from nbgan_app.outputs import check_output_dir
 # mean-count guard the monitor scores and keeps the generator (evaluating draws on no training
 # randomness, so none of them changes a step)
 _RESUMABLE_TRAIN_KEYS = ("steps", "eval_every", "eval_samples", "best_count_tolerance")
+# keys of the scale's section a resume may change: the second stage is planned like the step budget; a run
+# already past the step it names is refused at resume (`nbgan_app.refine.switch_step`), and one already
+# switched keeps the rates it restores
+_RESUMABLE_MODEL_KEYS = ("refine_at", "refine_rate")
 
 
 def _comparable(table: dict, scale: str) -> dict:
-    """The config without settings a resume may change: `_RESUMABLE_TRAIN_KEYS`, the demo's own settings
-    (steps per scale for `nbgan demo --train`, output place), and the other scales' architecture
-    sections, none of which this scale's training reads."""
+    """The config without settings a resume may change: `_RESUMABLE_TRAIN_KEYS`, the scale's
+    `_RESUMABLE_MODEL_KEYS`, the demo's own settings (steps per scale for `nbgan demo --train`, output
+    place), and the other scales' architecture sections, none of which this scale's training reads."""
     others = {s.section for s in scales.ALL} - {scales.scale(scale).section}
     table = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items() if k != "demo" and k not in others}
     for key in _RESUMABLE_TRAIN_KEYS:
         table.get("train", {}).pop(key, None)
+    for key in _RESUMABLE_MODEL_KEYS:
+        table.get(scales.scale(scale).section, {}).pop(key, None)
     return table
 
 

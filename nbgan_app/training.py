@@ -21,6 +21,10 @@ directory (metrics, checkpoints, state, evaluation), the others only read its
 checkpoints to resume from the same one, and every refusal or stop request is
 agreed by all processes, so none is left waiting for the others.
 
+A scale's second stage (`refine`: from the run's best generator, at lower
+learning rates) splits the call's `fit` in two at its switch, which is
+checkpointed; the rates restored with a checkpoint say which stage it is in.
+
 Logged losses are means over the log interval (the trackers are reset after
 each log line); checkpoints fall on log boundaries (config check), so the
 intervals line up across a resume.
@@ -38,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgan_app import checkpoints, rundir, scales
+from nbgan_app import checkpoints, refine, rundir, scales
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
 
@@ -181,6 +185,7 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
             super().__init__()
             self.step = start_step
             self.failure: dict | None = None  # the non-finite losses of the step that stopped training
+            self.stopped = False  # whether `stop()` ended training
 
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
@@ -204,7 +209,7 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
                 if chief:
                     rundir.write_state(run_dir, "running", self.step)
             if stop():
-                self.model.stop_training = True
+                self.stopped = self.model.stop_training = True
 
     return Monitor()
 
@@ -300,6 +305,22 @@ def _non_finite_message(run_dir: Path, step: int, losses: dict, damaged: set[int
     return f"run {run_dir}: non-finite loss at step {step} ({values}); training stopped; {after}"
 
 
+def _stages(start: int, at: int | None, total: int) -> list[tuple[int, int]]:
+    """The (first, last) steps of each `fit` of a training call: one, or two split at the second stage's
+    switch `at` (`refine.switch_step`); the switch happens before the stage that begins at `at`."""
+    if at is None:
+        return [(start, total)]
+    return ([(start, at)] if start < at else []) + [(at, total)]
+
+
+def _switch(config: Config, scale: str, run_dir: Path, gan, at: int, backend: str, damaged: set[int],
+            chief: bool) -> None:
+    """`refine.switch` at step `at`, checkpointed there at once (replacing the first stage's checkpoint)."""
+    refine.switch(config, scale, run_dir, gan, at, chief)
+    _save(run_dir, gan, at, backend, damaged, chief)
+    damaged.discard(at)
+
+
 def _result(run_dir: Path, start: int, total: int, state: str, step: int) -> dict:
     """The run's state.json, plus `start` (the step this call resumed from), `total` (the step it trained to)
     and `process` (this one's index among the run's processes; the others return `state` and `step`)."""
@@ -370,6 +391,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             if start >= total:
                 write_state(run_dir, "finished", start)
                 return _result(run_dir, start, total, "finished", start)
+            at = refine.switch_step(config, scale, run_dir, gan, start, total)  # refuses before "running"
             if on_run_dir is not None and chief:
                 on_run_dir(run_dir)
             if chief:  # a best scored on another number of monitor cubes competes on equal terms
@@ -380,12 +402,16 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             asked = should_stop or (lambda: False)
             monitor = make_monitor(config, scale, run_dir, evaluator, start, total,
                                    lambda: any_process(stop.requested or asked()), reporter.update, damaged, chief)
-            batches = process_rows(make_batches(config, scale,
-                                                scale_levels(config, scale, train_counts, inplace=True),
-                                                start, total - start))
+            levels = scale_levels(config, scale, train_counts, inplace=True)
             try:
                 with reporter, stop:
-                    gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
+                    for first, last in _stages(start, at, total):
+                        if first == at:
+                            if monitor.failure or monitor.stopped:
+                                break
+                            _switch(config, scale, run_dir, gan, at, backend, damaged, chief)
+                        batches = process_rows(make_batches(config, scale, levels, first, last - first))
+                        gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
             except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix
                 if monitor.step == start and _is_out_of_memory(exc):
                     message = (f"out of memory at start-up: lower train.batch_size (now {config.train.batch_size}) "

@@ -202,8 +202,9 @@ def test_project_root_rule(tmp_path):
 
 
 def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
-    """[demo] only tells `nbgan demo --train` how far to train, and the monitor's cadence and samples
-    change no training step: a preset run resumes under new ones."""
+    """[demo] only tells `nbgan demo --train` how far to train, the monitor's cadence and samples
+    change no training step, and a second stage is planned like the step budget: a preset run resumes
+    under new ones."""
     from nbgan_app.run_setup import prepare_run_dir
 
     config = load_config(ROOT / "configs" / "tiny.toml")
@@ -213,6 +214,8 @@ def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
     monitored = dataclasses.replace(config, train=dataclasses.replace(config.train, eval_every=4, eval_samples=64,
                                                                       best_count_tolerance=0.5))
     assert prepare_run_dir(monitored, "3", run, "tensorflow") == run
+    planned = dataclasses.replace(config, m3=dataclasses.replace(config.m3, refine_at=2, refine_rate=0.5))
+    assert prepare_run_dir(planned, "3", run, "tensorflow") == run  # refused later if the run is past it
     faster = dataclasses.replace(config, train=dataclasses.replace(config.train, critic_learning_rate=1.0))
     with pytest.raises(InputError, match=r"train\.critic_learning_rate differs"):
         prepare_run_dir(faster, "3", run, "tensorflow")
@@ -241,6 +244,12 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["m3"].update(latent_tail=0.5), "m3.latent_tail: expected Tukey's h in [0, 0.5)"),
     (lambda t: t["m1"].update(latent_tail=-0.1), "m1.latent_tail: expected Tukey's h in [0, 0.5)"),
     (lambda t: t["m2"].update(count_weight=-1.0), "m2.count_weight: expected a loss weight >= 0"),
+    (lambda t: t["m1"].update(refine_at=-2), "m1.refine_at: expected the generator step of the second stage"),
+    (lambda t: t["m1"].update(refine_at=3), "m1.refine_at: 3 is not a multiple of train.checkpoint_every 2"),
+    (lambda t: t["m3"].update(refine_rate=1.0), "m3.refine_rate: expected a factor of the learning rates in (0, 1)"),
+    (lambda t: t["m2"].update(refine_rate=0.0), "m2.refine_rate: expected a factor of the learning rates in (0, 1)"),
+    (lambda t: (t["train"].update(decay_steps=100), t["mu"].update(refine_at=4)),
+     "mu.refine_at: a second stage sets the learning rates, and train.decay_steps (100) schedules them"),
     (lambda t: t["m1"].update(spectrum_weight=-1.0), "m1.spectrum_weight: expected a loss weight >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),

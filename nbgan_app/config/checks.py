@@ -40,6 +40,26 @@ def _check_evaluation(config: Config) -> None:
                          f"Received: {config.train.eval_samples}")
 
 
+def _check_second_stage(config: Config, name: str, model) -> None:
+    """`refine_at`: a step on a checkpoint boundary (the switch is checkpointed there, so that a resume is
+    exact); `refine_rate`: a factor in (0, 1), below 1 so that the rates themselves say whether a restored
+    run has switched (`nbgan_app.refine`); not with `train.decay_steps`, whose schedules own the rates."""
+    if model.refine_at < 0:
+        raise InputError(f"{name}.refine_at: expected the generator step of the second stage, or 0 for none. "
+                         f"Received: {model.refine_at}")
+    if not 0 < model.refine_rate < 1:
+        raise InputError(f"{name}.refine_rate: expected a factor of the learning rates in (0, 1). "
+                         f"Received: {model.refine_rate}")
+    if not model.refine_at:
+        return
+    if model.refine_at % config.train.checkpoint_every:
+        raise InputError(f"{name}.refine_at: {model.refine_at} is not a multiple of train.checkpoint_every "
+                         f"{config.train.checkpoint_every} (the switch is checkpointed)")
+    if config.train.decay_steps:
+        raise InputError(f"{name}.refine_at: a second stage sets the learning rates, and train.decay_steps "
+                         f"({config.train.decay_steps}) schedules them; use one of the two")
+
+
 def _check_models(config: Config) -> None:
     for scale in scales.ALL:
         name, model = scale.section, config.model(scale)
@@ -59,6 +79,7 @@ def _check_models(config: Config) -> None:
         if not 0 <= model.latent_tail < 0.5:
             raise InputError(f"{name}.latent_tail: expected Tukey's h in [0, 0.5) (0: a Gaussian latent; the "
                              f"variance is infinite from 0.5). Received: {model.latent_tail}")
+        _check_second_stage(config, name, model)
         if not scale.whole_cube and not 0 <= 2 * model.latent_smoothing < config.pyramid.patch:
             raise InputError(f"{name}.latent_smoothing: expected a half-width in cells from 0 (none) to below "
                              f"half the patch side {config.pyramid.patch}. Received: {model.latent_smoothing}")

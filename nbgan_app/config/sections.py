@@ -88,7 +88,8 @@ class PyramidConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture keys every scale has: its generator's and critic's (they become constructor arguments)."""
+    """Keys every scale has: its generator's and critic's architecture (they become constructor arguments),
+    and the second stage of its training."""
 
     architecture: str = "inception"  # "dcgan" | "inception" | "inception_residual"
     generator_filters: tuple[int, ...] = (64, 64, 64, 64, 64, 64, 64, 1)
@@ -100,6 +101,13 @@ class ModelConfig:
     # Tukey's h of the generator's view of its latent (models/latent.py): 0 = Gaussian (the thesis); more
     # stretches the tails, for the dense cells every shipped model makes too few of (docs/quality.md)
     latent_tail: float = 0.0
+    # A second stage of training (nbgan_app/refine.py): at this generator step (0: none; a multiple of
+    # train.checkpoint_every) the run goes on from its best generator so far, its critic and both
+    # optimizers' moments as they are, both learning rates times `refine_rate`. Trained on at the full
+    # rate, the demo's M1 came apart after its best step; from its best at a tenth of the rate it
+    # improved on all three statistics (docs/quality.md)
+    refine_at: int = 0
+    refine_rate: float = 0.1
 
 
 @dataclass(frozen=True)

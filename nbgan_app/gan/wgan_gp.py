@@ -202,6 +202,17 @@ class WGANGP(keras.Model):
             for variable, value in zip(variables, saved):
                 variable.assign(value)
 
+    def load_generator(self, path) -> None:
+        """The generator takes the weights of the saved generator `path` (a .keras file of the same
+        architecture), and so does the moving average of its weights where one is kept: what sampling
+        uses is then that generator. The critic and the optimizers' moments are untouched."""
+        self.generator.load_weights(path)
+        optimizer = getattr(self, "g_optimizer", None)
+        if optimizer is not None and optimizer.use_ema:
+            for variable, average in zip(self.generator.trainable_variables,
+                                         optimizer._model_variables_moving_average):
+                average.assign(variable)
+
     def get_compile_config(self):
         return None  # the optimizers are saved as state; compile again after loading
 

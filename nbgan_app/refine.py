@@ -1,0 +1,95 @@
+"""A run's second stage: on from its best generator, at lower learning rates.
+
+GAN training does not settle: the demo's M1 was best on its monitor cubes at
+step 1500 and several times worse by 2000, at the same rate. Trained on from
+that best generator at a tenth of the rate, it improved on all three
+statistics on the validation boxes (docs/quality.md). A scale section's
+`refine_at` (a generator step on a checkpoint boundary, 0: none) and
+`refine_rate` plan that stage. At step `refine_at`, once:
+
+- the generator (and the moving average of its weights, where one is kept)
+  takes the weights of the run's best generator so far (`best.read_best`;
+  where the run has none yet, it keeps its own);
+- the critic and both optimizers' moments stay as they are;
+- both learning rates become the config's times `refine_rate`;
+
+then the switch is checkpointed at that step, replacing the checkpoint the
+first stage wrote there.
+
+The optimizers keep their learning rates among their variables, so a
+checkpoint says by itself whether its run has switched: rates below the
+config's (`refine_rate` < 1). A resume is therefore exact from any
+checkpoint: one before the switch trains up to it and switches the same way
+(a killed switch leaves the first stage's checkpoint at that step, and the
+resume switches from it); one after it restores the lowered rates with
+everything else. A run trained past `refine_at` at the full rates (planned
+later, or not at all) is refused: its second stage could not start where the
+plan says.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from nbgan_app import best, checkpoints, scales
+from nbgan_app.config import Config
+from nbgan_app.errors import InputError
+from nbgan_app.scales import Scale
+
+
+def _pairs(config: Config, gan) -> tuple:
+    """(optimizer, its first-stage learning rate) for the critic, then the generator."""
+    train = config.train
+    return ((gan.d_optimizer, train.critic_learning_rate), (gan.g_optimizer, train.generator_learning_rate))
+
+
+def switched(config: Config, gan) -> bool:
+    """Whether the GAN's learning rates (restored from a checkpoint) are already the second stage's."""
+    return any(not math.isclose(float(optimizer.learning_rate), rate, rel_tol=1e-5)
+               for optimizer, rate in _pairs(config, gan))
+
+
+def switch_step(config: Config, scale: str | Scale, run_dir: Path, gan, start: int, total: int) -> int | None:
+    """The step this training call switches at (`start` itself: before its first step), or None.
+
+    None without a second stage, once switched, or when the call ends at or
+    before `refine_at` (the stage then begins in a later call). InputError
+    when the run stands past `refine_at` without having switched.
+    """
+    at = config.model(scale).refine_at
+    if not at or switched(config, gan):
+        return None
+    if start > at:
+        raise InputError(f"run {run_dir} is at step {start}, past {scales.scale(scale).section}.refine_at = {at}, "
+                         f"and trained there at the first stage's rates; plan the second stage at step "
+                         f"{start} or later, or use a new --run-dir")
+    return at if at < total else None
+
+
+def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, chief: bool = True) -> int | None:
+    """Start the second stage at `step` (`switch_step`'s): the best generator's weights, the lowered
+    rates. Returns the step of the best generator it went on from (None: the run had none; its
+    generator keeps its own weights). Every process of a run calls it at the same step; the chief's
+    choice of best is everyone's (`distribute.agree`). InputError when the run's best is newer than
+    `step` (left by an attempt that went past the switch and fell back before it)."""
+    from nbgan_app.distribute import agree
+
+    found = best.read_best(run_dir) if chief else None
+    _, best_step = agree(found[0] if found else -1)  # the others pass -1: the chief's step wins
+    if best_step > step:
+        raise InputError(f"run {run_dir}: its best generator is from step {best_step}, after the second stage's "
+                         f"switch at step {step}, so it cannot start from the generator it started from; "
+                         f"use a new --run-dir")
+    if best_step >= 0:
+        directory = Path(run_dir) / best.BEST / checkpoints.step_name(best_step)
+        gan.load_generator(directory / checkpoints.GENERATOR_FILE)
+    rate = config.model(scale).refine_rate
+    for optimizer, first in _pairs(config, gan):
+        optimizer.learning_rate = first * rate
+    if chief:
+        source = f"its best generator (step {best_step})" if best_step >= 0 else "its own generator (no best yet)"
+        print(f"run {run_dir}: second stage from step {step}: {source}, learning rates x{rate:g}",
+              file=sys.stderr, flush=True)
+    return best_step if best_step >= 0 else None

@@ -1,0 +1,118 @@
+"""A scale's second stage (`refine_at`, `refine_rate`): the switch and exact resumes across it. Every backend."""
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from nbgan_app import best, checkpoints, rundir
+from nbgan_app.errors import InputError
+
+pytestmark = pytest.mark.backends
+AT, RATE = 2, 0.1
+
+
+def _config(tiny_config, refine_at=AT):
+    """The tiny config scored at every step (2 monitor cubes, so runs keep a best) with M2's second
+    stage at `refine_at`."""
+    config = dataclasses.replace(
+        tiny_config, data=dataclasses.replace(tiny_config.data, held_out=2),
+        train=dataclasses.replace(tiny_config.train, eval_every=1))
+    return dataclasses.replace(config, m2=dataclasses.replace(config.m2, refine_at=refine_at, refine_rate=RATE))
+
+
+def _restored(config, path):
+    """A built M2 GAN holding checkpoint `path`."""
+    from nbgan_app.training import build_compiled_gan
+
+    gan = build_compiled_gan(config, "2")
+    checkpoints.restore_checkpoint(path, gan)
+    return gan
+
+
+def _rates(gan):
+    return float(gan.d_optimizer.learning_rate), float(gan.g_optimizer.learning_rate)
+
+
+def _state(run_dir, step):
+    with np.load(dict(checkpoints.list_checkpoints(run_dir))[step] / checkpoints.STATE_FILE) as saved:
+        return [saved[k] for k in sorted(saved.files)]
+
+
+def _assert_equal_states(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_a_resume_is_exact_across_the_switch(tiny_config, tiny_cubes, tmp_path):
+    """4 steps with the switch at 2 equal 2 + 2 (the second call switches before its first step, from
+    the first stage's checkpoint at 2, as after a kill between that checkpoint and the switch's) and
+    3 + 1 (stopped after the switch); the rates are the second stage's from the switch on."""
+    from nbgan_app.training import train
+
+    config = _config(tiny_config)
+    lr = config.train.generator_learning_rate, config.train.critic_learning_rate
+    train(config, "2", tmp_path / "straight", steps=4, progress=False)
+    assert train(config, "2", tmp_path / "halves", steps=2, progress=False)["state"] == "finished"
+    assert _rates(_restored(config, dict(checkpoints.list_checkpoints(tmp_path / "halves"))[2])) == \
+        pytest.approx((lr[1], lr[0]))  # a call that ends at the switch leaves it to the next
+    train(config, "2", tmp_path / "halves", steps=4, progress=False)
+    asked = []
+    stopped = train(config, "2", tmp_path / "stopped", steps=4, progress=False,
+                    should_stop=lambda: asked.append(1) or len(asked) >= 3)
+    assert stopped["state"] == "stopped" and stopped["step"] == 3
+    train(config, "2", tmp_path / "stopped", steps=4, progress=False)
+    for run in ("halves", "stopped"):
+        _assert_equal_states(_state(tmp_path / "straight", 4), _state(tmp_path / run, 4))
+        np.testing.assert_allclose(
+            [[r[k] for k in rundir.LOSSES] for r in rundir.read_metrics(tmp_path / run)],
+            [[r[k] for k in rundir.LOSSES] for r in rundir.read_metrics(tmp_path / "straight")], rtol=1e-4, atol=1e-6)
+    for step in (2, 4):
+        assert _rates(_restored(config, dict(checkpoints.list_checkpoints(tmp_path / "straight"))[step])) == \
+            pytest.approx((lr[1] * RATE, lr[0] * RATE))
+
+
+def test_the_switch_takes_the_best_generator_and_keeps_the_critic(tiny_config, tiny_cubes, tmp_path):
+    """A run trained to 2 without a second stage, whose best is then an untrained generator, resumed
+    with the stage planned at 2 (a resume may plan it): the checkpoint at 2 is replaced by one whose
+    generator is the best's, whose critic and optimizer moments are the first stage's, and whose
+    rates are lowered; a later step trains on from there."""
+    import keras
+
+    from nbgan_app.training import build_compiled_gan, train
+
+    plain, config = _config(tiny_config, refine_at=0), _config(tiny_config)
+    run = tmp_path / "run"
+    train(plain, "2", run, steps=2, progress=False)
+    first = tmp_path / "first-stage"
+    shutil.copytree(dict(checkpoints.list_checkpoints(run))[2], first)
+    untrained = build_compiled_gan(config, "2").generator
+    shutil.rmtree(run / best.BEST)
+    assert best.keep_if_best(run, untrained, step=1, error=0.0)
+    train(config, "2", run, steps=3, progress=False)
+
+    before, after = _restored(config, first), _restored(config, dict(checkpoints.list_checkpoints(run))[2])
+    for a, b in zip(after.generator.get_weights(), untrained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before.generator.get_weights(), untrained.get_weights()))
+    for a, b in zip(after.critic.get_weights(), before.critic.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    moments = [v for v in after.g_optimizer.variables if "learning_rate" not in v.path]
+    for a, b in zip(moments, [v for v in before.g_optimizer.variables if "learning_rate" not in v.path]):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    assert _rates(after) == pytest.approx(tuple(RATE * r for r in _rates(before)))
+    assert checkpoints.latest_checkpoint(run)[0] == 3
+
+
+def test_a_run_trained_past_the_planned_switch_is_refused_and_left_as_it_was(tiny_config, tiny_cubes, tmp_path):
+    from nbgan_app.training import train
+
+    run = tmp_path / "run"
+    train(_config(tiny_config, refine_at=0), "2", run, steps=4, progress=False)
+    state = (run / rundir.STATE).read_text()
+    with pytest.raises(InputError, match=r"is at step 4, past m2\.refine_at = 2"):
+        train(_config(tiny_config), "2", run, steps=6, progress=False)
+    assert (run / rundir.STATE).read_text() == state
+    assert checkpoints.latest_checkpoint(run)[0] == 4
