@@ -81,6 +81,10 @@ def test_the_count_chain_config_is_the_demo_with_its_own_keys():
     assert counts.pyramid.mean == "counts" and demo.pyramid.mean != "counts"
     assert counts.m1.upscaler == counts.m2.upscaler == "split"
     assert counts.data == demo.data and counts.m3 == demo.m3 and counts.transform == demo.transform
+    # the count chain's M1 and the ablation's rows trained in one stage; the demo's M1 trains in two
+    ablation = load_config(ROOT / "configs" / "ablation-base.toml")
+    assert demo.m1.refine_at > 0 and counts.m1.refine_at == ablation.m1.refine_at == 0
+    assert dataclasses.replace(ablation, m1=demo.m1, source=demo.source) == demo
 
 
 @pytest.mark.parametrize("text, message", [
