@@ -80,8 +80,8 @@ def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, ch
     _, best_step = agree(found[0] if found else -1)  # the others pass -1: the chief's step wins
     if best_step > step:
         raise InputError(f"run {run_dir}: its best generator is from step {best_step}, after the second stage's "
-                         f"switch at step {step}, so it cannot start from the generator it started from; "
-                         f"use a new --run-dir")
+                         f"switch at step {step}, so the second stage cannot start from the generator an "
+                         f"uninterrupted run started from; use a new --run-dir")
     if best_step >= 0:
         directory = Path(run_dir) / best.BEST / checkpoints.step_name(best_step)
         gan.load_generator(directory / checkpoints.GENERATOR_FILE)

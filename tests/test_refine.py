@@ -116,3 +116,19 @@ def test_a_run_trained_past_the_planned_switch_is_refused_and_left_as_it_was(tin
         train(_config(tiny_config), "2", run, steps=6, progress=False)
     assert (run / rundir.STATE).read_text() == state
     assert checkpoints.latest_checkpoint(run)[0] == 4
+
+
+def test_a_best_newer_than_the_switch_is_refused_and_the_checkpoint_kept(tiny_config, tiny_cubes, tmp_path):
+    """A run resumed from before its switch whose best came later (an attempt that went past the switch,
+    then fell back) cannot start the second stage from the generator an uninterrupted run did."""
+    from nbgan_app.training import build_compiled_gan, train
+
+    run = tmp_path / "run"
+    train(_config(tiny_config, refine_at=0), "2", run, steps=2, progress=False)
+    assert best.keep_if_best(run, build_compiled_gan(tiny_config, "2").generator, step=3, error=0.0)
+    with pytest.raises(InputError, match=r"best generator is from step 3, after the second stage's switch at step 2"):
+        train(_config(tiny_config), "2", run, steps=4, progress=False)
+    config = _config(tiny_config)
+    assert checkpoints.latest_checkpoint(run)[0] == 2
+    assert _rates(_restored(config, dict(checkpoints.list_checkpoints(run))[2])) == pytest.approx(
+        (config.train.critic_learning_rate, config.train.generator_learning_rate))
