@@ -15,6 +15,7 @@ import pytest
 from nbgan_app import checkpoints, rundir
 from nbgan_app.checkpoints import GENERATOR_FILE, META_FILE, STATE_FILE, step_name
 from nbgan_app.errors import InputError
+from run_checks import checkpoint_state, logged_losses
 
 pytestmark = pytest.mark.backends
 
@@ -36,15 +37,6 @@ def _flip_a_byte(path):
 
 def _steps(run):
     return [step for step, _ in checkpoints.list_checkpoints(run)]
-
-
-def _variables(run, step):
-    return checkpoints.read_state(_checkpoint(run, step))
-
-
-def _losses(run):
-    return [(r["step"], r["critic_loss"], r["generator_loss"], r["gradient_penalty"])
-            for r in rundir.read_metrics(run)]
 
 
 def _err_lines(capsys):
@@ -88,9 +80,9 @@ def test_train_resumes_exactly_from_the_checkpoint_before_a_truncated_one(tiny_c
     assert state["state"] == "finished" and state["step"] == 6 and state["start"] == 2
     # metrics past the fallback step were dropped and logged again: one record per step
     assert [r["step"] for r in rundir.read_metrics(run)] == list(range(1, 7))
-    np.testing.assert_allclose(_losses(run), _losses(trained / "six"), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(logged_losses(run), logged_losses(trained / "six"), rtol=1e-4, atol=1e-6)
     for step in (4, 6):  # the damaged checkpoint was replaced by a good one at its step
-        for a, b in zip(_variables(run, step), _variables(trained / "six", step), strict=True):
+        for a, b in zip(checkpoint_state(run, step), checkpoint_state(trained / "six", step), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert _steps(run) == [2, 4, 6]
 
@@ -111,7 +103,7 @@ def test_each_kind_of_damage_is_skipped_with_its_reason(tiny_config, run, damage
     assert step == 2 and [s for s, _ in skipped] == [4] and reason in skipped[0][1]
     assert "\n" not in skipped[0][1]
     restored = [np.asarray(v) for v in map(_to_numpy, checkpoints.training_variables(gan))]
-    for a, b in zip(restored, _variables(run, 2), strict=True):
+    for a, b in zip(restored, checkpoint_state(run, 2), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -125,7 +117,7 @@ def test_a_checkpoint_of_another_shape_leaves_the_model_untouched(tiny_config, r
     """Same number of variables, one of another shape: refused before anything is assigned."""
     from nbgan_app.training import build_compiled_gan
 
-    values = _variables(run, 4)
+    values = checkpoint_state(run, 4)
     values[0] = np.zeros(values[0].shape + (2,), values[0].dtype)
     np.savez(_checkpoint(run, 4) / STATE_FILE, **{f"v{i:05d}": v for i, v in enumerate(values)})
     gan = build_compiled_gan(tiny_config, "3")
@@ -161,7 +153,7 @@ def test_a_restored_checkpoint_with_a_damaged_generator_or_meta_is_rewritten(tin
 
     from nbgan_app.training import train
 
-    before = _variables(run, 4)
+    before = checkpoint_state(run, 4)
     damage(_checkpoint(run, 4))
     capsys.readouterr()
     state = train(tiny_config, "3", run, steps=4, progress=False)
@@ -171,7 +163,7 @@ def test_a_restored_checkpoint_with_a_damaged_generator_or_meta_is_rewritten(tin
     checkpoints.check_generator_file(_checkpoint(run, 4))
     checkpoints.check_meta(_checkpoint(run, 4), 4)
     keras.saving.load_model(_checkpoint(run, 4) / GENERATOR_FILE, compile=False)
-    for a, b in zip(before, _variables(run, 4), strict=True):
+    for a, b in zip(before, checkpoint_state(run, 4), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from nbgan_app import best, checkpoints, rundir
 from nbgan_app.errors import InputError
+from run_checks import assert_trained_alike
 
 pytestmark = pytest.mark.backends
 AT, RATE = 2, 0.1
@@ -35,17 +36,6 @@ def _rates(gan):
     return float(gan.d_optimizer.learning_rate), float(gan.g_optimizer.learning_rate)
 
 
-def _state(run_dir, step):
-    with np.load(dict(checkpoints.list_checkpoints(run_dir))[step] / checkpoints.STATE_FILE) as saved:
-        return [saved[k] for k in sorted(saved.files)]
-
-
-def _assert_equal_states(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
-
-
 def test_a_resume_is_exact_across_the_switch(tiny_config, tiny_cubes, tmp_path):
     """4 steps with the switch at 2 equal 2 + 2 (the second call switches before its first step, from
     the first stage's checkpoint at 2, as after a kill between that checkpoint and the switch's) and
@@ -65,10 +55,7 @@ def test_a_resume_is_exact_across_the_switch(tiny_config, tiny_cubes, tmp_path):
     assert stopped["state"] == "stopped" and stopped["step"] == 3
     train(config, "2", tmp_path / "stopped", steps=4, progress=False)
     for run in ("halves", "stopped"):
-        _assert_equal_states(_state(tmp_path / "straight", 4), _state(tmp_path / run, 4))
-        np.testing.assert_allclose(
-            [[r[k] for k in rundir.LOSSES] for r in rundir.read_metrics(tmp_path / run)],
-            [[r[k] for k in rundir.LOSSES] for r in rundir.read_metrics(tmp_path / "straight")], rtol=1e-4, atol=1e-6)
+        assert_trained_alike(tmp_path / "straight", tmp_path / run, 4)
     for step in (2, 4):
         assert _rates(_restored(config, dict(checkpoints.list_checkpoints(tmp_path / "straight"))[step])) == \
             pytest.approx((lr[1] * RATE, lr[0] * RATE))

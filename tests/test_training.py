@@ -8,29 +8,10 @@ import pytest
 
 from nbgan_app import checkpoints, rundir
 from nbgan_app.errors import InputError
+from run_checks import assert_trained_alike, logged_losses, newest_state
 
 pytestmark = pytest.mark.backends
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _variables(run_dir):
-    step, path = checkpoints.latest_checkpoint(run_dir)
-    with np.load(path / "state.npz") as saved:
-        return step, [saved[k] for k in sorted(saved.files)]
-
-
-def _losses(run_dir):
-    return [(r["step"], r["critic_loss"], r["generator_loss"], r["gradient_penalty"])
-            for r in rundir.read_metrics(run_dir)]
-
-
-def _assert_trained_alike(run_a, run_b, steps):
-    """Both runs' newest checkpoints are at `steps` with equal variables, and their logged losses agree."""
-    (step_a, vars_a), (step_b, vars_b) = _variables(run_a), _variables(run_b)
-    assert step_a == step_b == steps and len(vars_a) == len(vars_b)
-    for a, b in zip(vars_a, vars_b):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(_losses(run_a), _losses(run_b), rtol=1e-4, atol=1e-6)
 
 
 def test_run_directory_contents(tiny_config, tiny_cubes, tmp_path):
@@ -58,7 +39,7 @@ def test_resume_is_exact(tiny_config, tiny_cubes, tmp_path, scale):
     train(tiny_config, scale, tmp_path / "straight", steps=4, progress=False)
     train(tiny_config, scale, tmp_path / "split", steps=2, progress=False)
     train(tiny_config, scale, tmp_path / "split", steps=4, progress=False)
-    _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
+    assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
 
 
 def test_an_m1_with_the_lookahead_trains_samples_its_monitor_and_resumes_exactly(tiny_config, tiny_cubes, tmp_path):
@@ -74,7 +55,7 @@ def test_an_m1_with_the_lookahead_trains_samples_its_monitor_and_resumes_exactly
     train(config, "1", tmp_path / "split", steps=2, progress=False)
     state = train(config, "1", tmp_path / "split", steps=4, progress=False)
     assert state["state"] == "finished"
-    _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
+    assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
     stats = json.loads((tmp_path / "split" / "samples" / "latest_stats.json").read_text())
     assert stats["step"] == 4 and stats["fake"]["n_cubes"] >= 1
     saved = json.loads((tmp_path / "split" / "config.json").read_text())
@@ -96,7 +77,7 @@ def test_a_resume_may_change_how_the_monitor_scores_and_stays_exact(tiny_config,
     train(scored, "3", tmp_path / "split", steps=2, progress=False)
     assert json.loads((best.read_best(tmp_path / "split")[1] / "meta.json").read_text())["eval_samples"] == 2
     train(monitored, "3", tmp_path / "split", steps=4, progress=False)
-    _assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
+    assert_trained_alike(tmp_path / "straight", tmp_path / "split", 4)
     stats = json.loads((tmp_path / "split" / "samples" / "latest_stats.json").read_text())
     assert stats["step"] == 4 and stats["fake"]["n_cubes"] == 3
     step, directory, error = best.read_best(tmp_path / "split")
@@ -126,12 +107,12 @@ def test_should_stop_checkpoints_then_resumes_exactly(tiny_config, tiny_cubes, t
     assert state["state"] == "stopped" and state["step"] == 3 and len(asked) == 3
     assert checkpoints.latest_checkpoint(tmp_path / "split")[0] == 3
     assert train(tiny_config, "2", tmp_path / "split", steps=4, progress=False)["state"] == "finished"
-    step_a, vars_a = _variables(tmp_path / "straight")
-    step_b, vars_b = _variables(tmp_path / "split")
+    step_a, vars_a = newest_state(tmp_path / "straight")
+    step_b, vars_b = newest_state(tmp_path / "split")
     assert step_a == step_b == 4 and len(vars_a) == len(vars_b)
     for a, b in zip(vars_a, vars_b):
         np.testing.assert_array_equal(a, b)
-    assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
+    assert logged_losses(tmp_path / "straight") == logged_losses(tmp_path / "split")
 
 
 def test_locked_run_is_refused(tiny_config, tiny_cubes, tmp_path):
@@ -157,13 +138,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tiny_cubes, 
 
     run = tmp_path / "run"
     training.train(tiny_config, "3", run, steps=2, progress=False)
-    good = _variables(run)
+    good = newest_state(run)
     real = training.scale_levels
     monkeypatch.setattr(training, "scale_levels", lambda *a, **k: real(*a, **k) * np.nan)
     with pytest.raises(InputError, match="non-finite"):
         training.train(tiny_config, "3", run, steps=4, progress=False)
     assert rundir.read_state(run)["state"] == "failed"
-    after = _variables(run)
+    after = newest_state(run)
     assert after[0] == 2 and all(np.array_equal(a, b) for a, b in zip(good[1], after[1]))
 
 
@@ -235,7 +216,7 @@ def test_decayed_learning_rates_fall_linearly_resume_exactly_and_stop_at_zero(ti
     train(config, "2", tmp_path / "straight", steps=4, progress=False)
     train(config, "2", tmp_path / "split", steps=2, progress=False)
     train(config, "2", tmp_path / "split", steps=4, progress=False)
-    for a, b in zip(_variables(tmp_path / "straight")[1], _variables(tmp_path / "split")[1]):
+    for a, b in zip(newest_state(tmp_path / "straight")[1], newest_state(tmp_path / "split")[1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     weights = {}
     for step in (2, 4):
@@ -260,8 +241,8 @@ def test_generator_ema_resumes_exactly_and_is_what_checkpoints_sample(tiny_confi
     train(config, "2", tmp_path / "straight", steps=4, progress=False)
     train(config, "2", tmp_path / "split", steps=2, progress=False)
     train(config, "2", tmp_path / "split", steps=4, progress=False)
-    _, vars_a = _variables(tmp_path / "straight")
-    _, vars_b = _variables(tmp_path / "split")
+    _, vars_a = newest_state(tmp_path / "straight")
+    _, vars_b = newest_state(tmp_path / "split")
     for a, b in zip(vars_a, vars_b):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
