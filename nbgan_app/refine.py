@@ -30,7 +30,6 @@ plan says.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 from nbgan_app import best, checkpoints, scales
@@ -68,12 +67,12 @@ def switch_step(config: Config, scale: str | Scale, run_dir: Path, gan, start: i
     return at if at < total else None
 
 
-def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, chief: bool = True) -> int | None:
-    """Start the second stage at `step` (`switch_step`'s): the best generator's weights, the lowered
-    rates. Returns the step of the best generator it went on from (None: the run had none; its
-    generator keeps its own weights). Every process of a run calls it at the same step; the chief's
-    choice of best is everyone's (`distribute.agree`). InputError when the run's best is newer than
-    `step` (left by an attempt that went past the switch and fell back before it)."""
+def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, chief: bool = True) -> None:
+    """Start the second stage at `step` (`switch_step`'s): the best generator's weights (where the run
+    has none, its generator keeps its own), the lowered rates, and one line on stderr saying which.
+    Every process of a run calls it at the same step; the chief's choice of best is everyone's
+    (`distribute.agree`). InputError when the run's best is newer than `step` (left by an attempt
+    that went past the switch and fell back before it)."""
     from nbgan_app.distribute import agree
 
     found = best.read_best(run_dir) if chief else None
@@ -90,6 +89,4 @@ def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, ch
         optimizer.learning_rate = first * rate
     if chief:
         source = f"its best generator (step {best_step})" if best_step >= 0 else "its own generator (no best yet)"
-        print(f"run {run_dir}: second stage from step {step}: {source}, learning rates x{rate:g}",
-              file=sys.stderr, flush=True)
-    return best_step if best_step >= 0 else None
+        checkpoints.note(f"run {run_dir}: second stage from step {step}: {source}, learning rates x{rate:g}")
