@@ -116,6 +116,24 @@ def prepare_run_dir(config: Config, scale: str, run_dir: Path, backend: str, par
     return run_dir
 
 
+def record_plan(config: Config, scale: str, run_dir: Path) -> None:
+    """Write the keys a resume may change (`_RESUMABLE_TRAIN_KEYS`, the scale's `_RESUMABLE_MODEL_KEYS`) into the
+    run's config.json where this config changed them, so that the file names the plan the run goes on under
+    (a second stage planned at a resume included). Called once training is about to start: a refused resume
+    leaves the file as it was. The rest of the file, the run's record, is never rewritten."""
+    path = run_dir / rundir.CONFIG
+    saved = rundir.read_json(path)
+    now = to_dict(config)
+    changed = False
+    for section, keys in (("train", _RESUMABLE_TRAIN_KEYS), (scales.scale(scale).section, _RESUMABLE_MODEL_KEYS)):
+        table = saved["config"].setdefault(section, {})
+        for key in keys:
+            if table.get(key) != now[section][key]:
+                table[key], changed = now[section][key], True
+    if changed:
+        rundir.write_json_atomic(path, saved)
+
+
 def read_run(run_dir: Path) -> tuple[str, Config]:
     """(scale name, Config) of the run directory `run_dir`, from its config.json.
 

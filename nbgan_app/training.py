@@ -358,7 +358,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
                                       start_processes, together)
     from nbgan_app.evaluation import Evaluator
     from nbgan_app.progress import StepReporter
-    from nbgan_app.run_setup import check_run_dir, prepare_run_dir
+    from nbgan_app.run_setup import check_run_dir, prepare_run_dir, record_plan
 
     total = steps or config.train.steps
     backend = backend_name()
@@ -395,6 +395,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             if on_run_dir is not None and chief:
                 on_run_dir(run_dir)
             if chief:  # a best scored on another number of monitor cubes competes on equal terms
+                record_plan(config, scale, run_dir)
                 evaluator.rescore_best()
             write_state(run_dir, "running", start)
             stop = _StopRequest()

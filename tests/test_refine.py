@@ -1,6 +1,7 @@
 """A scale's second stage (`refine_at`, `refine_rate`): the switch and exact resumes across it. Every backend."""
 
 import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -91,6 +92,8 @@ def test_the_switch_takes_the_best_generator_and_keeps_the_critic(tiny_config, t
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     assert _rates(after) == pytest.approx(tuple(RATE * r for r in _rates(before)))
     assert checkpoints.latest_checkpoint(run)[0] == 3
+    planned = json.loads((run / rundir.CONFIG).read_text())["config"]["m2"]  # the run's file names its stage now
+    assert (planned["refine_at"], planned["refine_rate"]) == (AT, RATE)
 
 
 def test_a_run_trained_past_the_planned_switch_is_refused_and_left_as_it_was(tiny_config, tiny_cubes, tmp_path):
@@ -98,10 +101,10 @@ def test_a_run_trained_past_the_planned_switch_is_refused_and_left_as_it_was(tin
 
     run = tmp_path / "run"
     train(_config(tiny_config, refine_at=0), "2", run, steps=4, progress=False)
-    state = (run / rundir.STATE).read_text()
+    state, saved = (run / rundir.STATE).read_text(), (run / rundir.CONFIG).read_text()
     with pytest.raises(InputError, match=r"is at step 4, past m2\.refine_at = 2"):
         train(_config(tiny_config), "2", run, steps=6, progress=False)
-    assert (run / rundir.STATE).read_text() == state
+    assert (run / rundir.STATE).read_text() == state and (run / rundir.CONFIG).read_text() == saved
     assert checkpoints.latest_checkpoint(run)[0] == 4
 
 
