@@ -12,6 +12,8 @@ statistics on the validation boxes (docs/quality.md). A scale section's
   where the run has none yet, it keeps its own);
 - the critic and both optimizers' moments stay as they are;
 - both learning rates become the config's times `refine_rate`;
+- an up-scaler's generator losses take the second stage's weights
+  (`refine_count_weight`, `refine_spectrum_weight`; `losses`);
 
 then the switch is checkpointed at that step, replacing the checkpoint the
 first stage wrote there.
@@ -48,6 +50,14 @@ def switched(config: Config, gan) -> bool:
     """Whether the GAN's learning rates (restored from a checkpoint) are already the second stage's."""
     return any(not math.isclose(float(optimizer.learning_rate), rate, rel_tol=1e-5)
                for optimizer, rate in _pairs(config, gan))
+
+
+def losses(config: Config, scale: str | Scale, gan) -> None:
+    """Give a switched run's up-scaler the second stage's count and spectrum loss weights: at the switch,
+    and when a run resumes after it (the weights are not among a checkpoint's variables)."""
+    model = config.model(scale)
+    if getattr(model, "refine_count_weight", 0.0) or getattr(model, "refine_spectrum_weight", 0.0):
+        gan.set_generator_losses(model.refine_count_weight, model.refine_spectrum_weight)
 
 
 def switch_step(config: Config, scale: str | Scale, run_dir: Path, gan, start: int, total: int) -> int | None:
@@ -87,6 +97,7 @@ def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, ch
     rate = config.model(scale).refine_rate
     for optimizer, first in _pairs(config, gan):
         optimizer.learning_rate = first * rate
+    losses(config, scale, gan)
     if chief:
         source = f"its best generator (step {best_step})" if best_step >= 0 else "its own generator (no best yet)"
         checkpoints.note(f"run {run_dir}: second stage from step {step}: {source}, learning rates x{rate:g}")

@@ -25,8 +25,9 @@ from nbgan_app.outputs import check_output_dir
 _RESUMABLE_TRAIN_KEYS = ("steps", "eval_every", "eval_samples", "best_count_tolerance")
 # keys of the scale's section a resume may change: the second stage is planned like the step budget; a run
 # already past the step it names is refused at resume (`nbgan_app.refine.switch_step`), and one already
-# switched keeps the rates it restores
-_RESUMABLE_MODEL_KEYS = ("refine_at", "refine_rate")
+# switched keeps the rates it restores and trains on with the second stage's loss weights it is given
+# (`record_plan` writes them into its config.json)
+_RESUMABLE_MODEL_KEYS = ("refine_at", "refine_rate", "refine_count_weight", "refine_spectrum_weight")
 
 
 def _comparable(table: dict, scale: str) -> dict:
@@ -127,7 +128,7 @@ def record_plan(config: Config, scale: str, run_dir: Path) -> None:
     changed = False
     for section, keys in (("train", _RESUMABLE_TRAIN_KEYS), (scales.scale(scale).section, _RESUMABLE_MODEL_KEYS)):
         table = saved["config"].setdefault(section, {})
-        for key in keys:
+        for key in (k for k in keys if k in now[section]):  # M3's section has no loss weights
             if table.get(key) != now[section][key]:
                 table[key], changed = now[section][key], True
     if changed:

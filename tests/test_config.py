@@ -220,6 +220,10 @@ def test_a_resume_ignores_the_demo_section_but_not_training_settings(tmp_path):
     assert prepare_run_dir(monitored, "3", run, "tensorflow") == run
     planned = dataclasses.replace(config, m3=dataclasses.replace(config.m3, refine_at=2, refine_rate=0.5))
     assert prepare_run_dir(planned, "3", run, "tensorflow") == run  # refused later if the run is past it
+    m2 = prepare_run_dir(config, "2", tmp_path / "run2", "tensorflow")
+    weighed = dataclasses.replace(config, m2=dataclasses.replace(config.m2, refine_at=2, refine_spectrum_weight=1.0,
+                                                                 refine_count_weight=1.0))
+    assert prepare_run_dir(weighed, "2", m2, "tensorflow") == m2
     faster = dataclasses.replace(config, train=dataclasses.replace(config.train, critic_learning_rate=1.0))
     with pytest.raises(InputError, match=r"train\.critic_learning_rate differs"):
         prepare_run_dir(faster, "3", run, "tensorflow")
@@ -254,6 +258,9 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["m2"].update(refine_rate=0.0), "m2.refine_rate: expected a factor of the learning rates in (0, 1)"),
     (lambda t: (t["train"].update(decay_steps=100), t["mu"].update(refine_at=4)),
      "mu.refine_at: a second stage sets the learning rates, and train.decay_steps (100) schedules them"),
+    (lambda t: t["m1"].update(refine_spectrum_weight=10.0),
+     "m1.refine_count_weight and refine_spectrum_weight weigh the losses of a second stage; set m1.refine_at"),
+    (lambda t: t["m2"].update(refine_at=2, refine_count_weight=-1.0), "m2.refine_count_weight: expected a loss weight >= 0"),
     (lambda t: t["m1"].update(spectrum_weight=-1.0), "m1.spectrum_weight: expected a loss weight >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),

@@ -62,6 +62,31 @@ def test_a_resume_is_exact_across_the_switch(tiny_config, tiny_cubes, tmp_path):
             pytest.approx((lr[1] * RATE, lr[0] * RATE))
 
 
+def test_the_second_stage_trains_with_its_losses_and_resumes_with_them(tiny_config, tiny_cubes, tmp_path):
+    """`refine_count_weight` and `refine_spectrum_weight` act from the switch on, not before it, and a run
+    stopped after the switch trains on with them: 3 + 1 steps equal 4."""
+    from nbgan_app.training import train
+
+    plain = _config(tiny_config)
+    weighed = dataclasses.replace(plain, m2=dataclasses.replace(plain.m2, refine_count_weight=1.0,
+                                                                refine_spectrum_weight=1.0))
+    train(plain, "2", tmp_path / "plain", steps=4, progress=False)
+    train(weighed, "2", tmp_path / "straight", steps=4, progress=False)
+    asked = []
+    train(weighed, "2", tmp_path / "stopped", steps=4, progress=False,
+          should_stop=lambda: asked.append(1) or len(asked) >= 3)
+    train(weighed, "2", tmp_path / "stopped", steps=4, progress=False)
+    assert_trained_alike(tmp_path / "straight", tmp_path / "stopped", 4)
+
+    def generator(run, step):
+        path = dict(checkpoints.list_checkpoints(tmp_path / run))[step]
+        return _restored(weighed, path).generator.get_weights()
+
+    for a, b in zip(generator("plain", 2), generator("straight", 2)):
+        np.testing.assert_array_equal(a, b)  # the first stage has no losses
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(generator("plain", 4), generator("straight", 4)))
+
+
 def test_the_switch_takes_the_best_generator_and_keeps_the_critic(tiny_config, tiny_cubes, tmp_path):
     """A run trained to 2 without a second stage, whose best is then an untrained generator, resumed
     with the stage planned at 2 (a resume may plan it): the checkpoint at 2 is replaced by one whose

@@ -94,12 +94,14 @@ def _check_models(config: Config) -> None:
             if model.residual_bound < 0:
                 raise InputError(f"{name}.residual_bound: expected a bound >= 0 in transformed units "
                                  f"(0 = the transform of c). Received: {model.residual_bound}")
-            if model.count_weight < 0:
-                raise InputError(f"{name}.count_weight: expected a loss weight >= 0 (0 = no count loss). "
-                                 f"Received: {model.count_weight}")
-            if model.spectrum_weight < 0:
-                raise InputError(f"{name}.spectrum_weight: expected a loss weight >= 0 (0 = no spectrum loss). "
-                                 f"Received: {model.spectrum_weight}")
+            for key, what in (("count_weight", "count"), ("spectrum_weight", "spectrum")):
+                for prefix in ("", "refine_"):
+                    if getattr(model, prefix + key) < 0:
+                        raise InputError(f"{name}.{prefix}{key}: expected a loss weight >= 0 (0 = no {what} "
+                                         f"loss). Received: {getattr(model, prefix + key)}")
+            if (model.refine_count_weight or model.refine_spectrum_weight) and not model.refine_at:
+                raise InputError(f"{name}.refine_count_weight and refine_spectrum_weight weigh the losses of a "
+                                 f"second stage; set {name}.refine_at to plan one")
             if model.residual_bound and model.upscaler == "direct":
                 raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
                                  f"{name}.upscaler is {model.upscaler!r}")

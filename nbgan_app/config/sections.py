@@ -177,6 +177,12 @@ class UpscalerConfig(PatchModelConfig):
     # in excess near the grid's corner; at weight 10 it lost particles and added power above k = 1.5 h/Mpc,
     # behind the recipe by step 1500 (docs/quality.md)
     spectrum_weight: float = 0.0
+    # the count and spectrum losses' weights from the second stage's switch on (`refine_at`,
+    # nbgan_app/refine.py); before it, count_weight and spectrum_weight. Trained on from the demo M1's
+    # best at a tenth of the rate, the spectrum loss cut its excess power near the grid's corner three- to
+    # fourfold where from the first step it had not helped (docs/quality.md)
+    refine_count_weight: float = 0.0
+    refine_spectrum_weight: float = 0.0
     # the generator, and its critic in the target octant, also see the coarse patches of the target's
     # neighbours past its high faces, generated after it at its own level but already made at the
     # coarser one (windows.py); the thesis's conditioning is the coarse target alone. On M1 it was level

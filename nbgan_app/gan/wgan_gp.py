@@ -133,17 +133,31 @@ class WGANGP(keras.Model):
         self.spectrum_weight = float(spectrum_weight)
         self._shell_power = None
         if self.spectrum_weight:
-            from nbgan_app.models.spectrum import ShellPower
-
-            patch = generator.output_shape[1:-1]
-            self._shell_power = ShellPower(patch[0], name="target_shell_power")
-            self._shell_power.build((None,) + tuple(patch) + (1,))
+            self._build_shell_power()
         self.seed_generator = keras.random.SeedGenerator(seed, name="wgan_seed")
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
         self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
         self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
         self.built = True
+
+    def _build_shell_power(self):
+        from nbgan_app.models.spectrum import ShellPower
+
+        patch = self.generator.output_shape[1:-1]
+        self._shell_power = ShellPower(patch[0], name="target_shell_power")
+        self._shell_power.build((None,) + tuple(patch) + (1,))
+
+    def set_generator_losses(self, count_weight: float, spectrum_weight: float) -> None:
+        """Give the generator's count and spectrum losses new weights (a second training stage's,
+        `nbgan_app.refine`). A window model built with `counts` only. The next `fit` traces its
+        train step again: the weights are constants of the traced step."""
+        if not self.counts:
+            raise ValueError("Expected a window model built with counts (the losses are on a window's target counts)")
+        self.counts["weight"], self.spectrum_weight = float(count_weight), float(spectrum_weight)
+        if self.spectrum_weight and self._shell_power is None:
+            self._build_shell_power()
+        self.train_function = None
 
     @property
     def metrics(self):

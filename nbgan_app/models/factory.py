@@ -88,7 +88,9 @@ def build_gan(config: Config, scale: str | Scale):
     counts = None
     count_weight = getattr(model_config, "count_weight", 0.0)
     spectrum_weight = getattr(model_config, "spectrum_weight", 0.0)
-    if not scale.whole_cube and (model_config.critic_count_unit or count_weight or spectrum_weight):
+    # a second stage's losses (`refine_count_weight`, `refine_spectrum_weight`) read the same counts
+    second = getattr(model_config, "refine_count_weight", 0.0) or getattr(model_config, "refine_spectrum_weight", 0.0)
+    if not scale.whole_cube and (model_config.critic_count_unit or count_weight or spectrum_weight or second):
         counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit,
                   "weight": count_weight}
     return WGANGP(build_generator(model_config, scale, config), build_critic(model_config, scale, config),
