@@ -13,7 +13,8 @@ statistics on the validation boxes (docs/quality.md). A scale section's
 - the critic and both optimizers' moments stay as they are;
 - both learning rates become the config's times `refine_rate`;
 - an up-scaler's generator losses take the second stage's weights
-  (`refine_count_weight`, `refine_spectrum_weight`; `losses`);
+  (`refine_count_weight`, `refine_spectrum_weight`), again at every resume
+  after the switch (`resume`);
 
 then the switch is checkpointed at that step, replacing the checkpoint the
 first stage wrote there.
@@ -52,12 +53,18 @@ def switched(config: Config, gan) -> bool:
                for optimizer, rate in _pairs(config, gan))
 
 
-def losses(config: Config, scale: str | Scale, gan) -> None:
-    """Give a switched run's up-scaler the second stage's count and spectrum loss weights: at the switch,
-    and when a run resumes after it (the weights are not among a checkpoint's variables)."""
+def _losses(config: Config, scale: str | Scale, gan) -> None:
+    """Give an up-scaler the second stage's count and spectrum loss weights, where it has any."""
     model = config.model(scale)
     if getattr(model, "refine_count_weight", 0.0) or getattr(model, "refine_spectrum_weight", 0.0):
         gan.set_generator_losses(model.refine_count_weight, model.refine_spectrum_weight)
+
+
+def resume(config: Config, scale: str | Scale, gan) -> None:
+    """A run resumed in its second stage (its restored rates say so) trains with that stage's loss
+    weights again: they are settings, not among a checkpoint's variables."""
+    if switched(config, gan):
+        _losses(config, scale, gan)
 
 
 def switch_step(config: Config, scale: str | Scale, run_dir: Path, gan, start: int, total: int) -> int | None:
@@ -97,7 +104,7 @@ def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, ch
     rate = config.model(scale).refine_rate
     for optimizer, first in _pairs(config, gan):
         optimizer.learning_rate = first * rate
-    losses(config, scale, gan)
+    _losses(config, scale, gan)
     if chief:
         source = f"its best generator (step {best_step})" if best_step >= 0 else "its own generator (no best yet)"
         checkpoints.note(f"run {run_dir}: second stage from step {step}: {source}, learning rates x{rate:g}")

@@ -392,8 +392,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
                 write_state(run_dir, "finished", start)
                 return _result(run_dir, start, total, "finished", start)
             at = refine.switch_step(config, scale, run_dir, gan, start, total)  # refuses before "running"
-            if refine.switched(config, gan):  # resumed in its second stage: that stage's losses too
-                refine.losses(config, scale, gan)
+            refine.resume(config, scale, gan)  # a run resumed in its second stage gets its losses again
             if on_run_dir is not None and chief:
                 on_run_dir(run_dir)
             if chief:  # a best scored on another number of monitor cubes competes on equal terms

@@ -260,7 +260,8 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
      "mu.refine_at: a second stage sets the learning rates, and train.decay_steps (100) schedules them"),
     (lambda t: t["m1"].update(refine_spectrum_weight=10.0),
      "m1.refine_count_weight and refine_spectrum_weight weigh the losses of a second stage; set m1.refine_at"),
-    (lambda t: t["m2"].update(refine_at=2, refine_count_weight=-1.0), "m2.refine_count_weight: expected a loss weight >= 0"),
+    (lambda t: t["m2"].update(refine_at=2, refine_count_weight=-1.0),
+     "m2.refine_count_weight: expected a loss weight >= 0"),
     (lambda t: t["m1"].update(spectrum_weight=-1.0), "m1.spectrum_weight: expected a loss weight >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),

@@ -89,7 +89,7 @@ def build_gan(config: Config, scale: str | Scale):
     count_weight = getattr(model_config, "count_weight", 0.0)
     spectrum_weight = getattr(model_config, "spectrum_weight", 0.0)
     # a second stage's losses (`refine_count_weight`, `refine_spectrum_weight`) read the same counts
-    second = getattr(model_config, "refine_count_weight", 0.0) or getattr(model_config, "refine_spectrum_weight", 0.0)
+    second = any(getattr(model_config, f"refine_{loss}_weight", 0.0) for loss in ("count", "spectrum"))
     if not scale.whole_cube and (model_config.critic_count_unit or count_weight or spectrum_weight or second):
         counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit,
                   "weight": count_weight}
