@@ -53,23 +53,18 @@ def switched(config: Config, gan) -> bool:
                for optimizer, rate in _pairs(config, gan))
 
 
-def _has_losses(config: Config, scale: str | Scale) -> bool:
-    model = config.model(scale)
-    return bool(getattr(model, "refine_count_weight", 0.0) or getattr(model, "refine_spectrum_weight", 0.0))
-
-
 def _losses(config: Config, scale: str | Scale, gan) -> None:
     """Give an up-scaler the second stage's count and spectrum loss weights, where it has any."""
-    if _has_losses(config, scale):
-        model = config.model(scale)
-        gan.set_generator_losses(model.refine_count_weight, model.refine_spectrum_weight)
+    weights = config.second_stage_losses(scale)
+    if any(weights):
+        gan.set_generator_losses(*weights)
 
 
 def resume(config: Config, scale: str | Scale, gan) -> None:
     """A run resumed in its second stage (its restored rates say so) trains with that stage's loss
     weights again: they are settings, not among a checkpoint's variables. Runs without such weights
     are not asked for their rates (which a TensorFlow mirrored variable cannot give as a float)."""
-    if _has_losses(config, scale) and switched(config, gan):
+    if any(config.second_stage_losses(scale)) and switched(config, gan):
         _losses(config, scale, gan)
 
 

@@ -99,7 +99,7 @@ def _check_models(config: Config) -> None:
                     if getattr(model, prefix + key) < 0:
                         raise InputError(f"{name}.{prefix}{key}: expected a loss weight >= 0 (0 = no {what} "
                                          f"loss). Received: {getattr(model, prefix + key)}")
-            if (model.refine_count_weight or model.refine_spectrum_weight) and not model.refine_at:
+            if any(config.second_stage_losses(scale)) and not model.refine_at:
                 raise InputError(f"{name}.refine_count_weight and refine_spectrum_weight weigh the losses of a "
                                  f"second stage; set {name}.refine_at to plan one")
             if model.residual_bound and model.upscaler == "direct":

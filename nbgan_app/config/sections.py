@@ -283,6 +283,12 @@ class Config:
         """Whether the scale's up-scaler sees the coarse patches past its target's high faces (`windows`)."""
         return bool(getattr(self.model(scale), "lookahead", False))
 
+    def second_stage_losses(self, scale: str | Scale) -> tuple[float, float]:
+        """(count, spectrum) loss weights of the scale's second stage (`refine_count_weight`,
+        `refine_spectrum_weight`); (0, 0) for a scale without them (M3, Mu)."""
+        model = self.model(scale)
+        return (float(getattr(model, "refine_count_weight", 0.0)), float(getattr(model, "refine_spectrum_weight", 0.0)))
+
     def resolve(self, path: str) -> Path:
         return (Path(self.root) / path).resolve()
 

@@ -88,8 +88,7 @@ def build_gan(config: Config, scale: str | Scale):
     counts = None
     count_weight = getattr(model_config, "count_weight", 0.0)
     spectrum_weight = getattr(model_config, "spectrum_weight", 0.0)
-    # a second stage's losses (`refine_count_weight`, `refine_spectrum_weight`) read the same counts
-    second = any(getattr(model_config, f"refine_{loss}_weight", 0.0) for loss in ("count", "spectrum"))
+    second = any(config.second_stage_losses(scale))  # a second stage's losses read the same counts
     if not scale.whole_cube and (model_config.critic_count_unit or count_weight or spectrum_weight or second):
         counts = {**dataclasses.asdict(config.transform), "unit": model_config.critic_count_unit,
                   "weight": count_weight}
