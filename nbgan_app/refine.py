@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import keras
+
 from nbgan_app import best, checkpoints, scales
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
@@ -49,7 +51,9 @@ def _pairs(config: Config, gan) -> tuple:
 
 def switched(config: Config, gan) -> bool:
     """Whether the GAN's learning rates (restored from a checkpoint) are already the second stage's."""
-    return any(not math.isclose(float(optimizer.learning_rate), rate, rel_tol=1e-5)
+    # through numpy: under TensorFlow's mirrored strategy the rate's value is a MirroredVariable,
+    # which float() refuses
+    return any(not math.isclose(float(keras.ops.convert_to_numpy(optimizer.learning_rate)), rate, rel_tol=1e-5)
                for optimizer, rate in _pairs(config, gan))
 
 
@@ -62,9 +66,8 @@ def _losses(config: Config, scale: str | Scale, gan) -> None:
 
 def resume(config: Config, scale: str | Scale, gan) -> None:
     """A run resumed in its second stage (its restored rates say so) trains with that stage's loss
-    weights again: they are settings, not among a checkpoint's variables. Runs without such weights
-    are not asked for their rates (which a TensorFlow mirrored variable cannot give as a float)."""
-    if any(config.second_stage_losses(scale)) and switched(config, gan):
+    weights again: they are settings, not among a checkpoint's variables."""
+    if switched(config, gan):
         _losses(config, scale, gan)
 
 

@@ -113,9 +113,9 @@ _CLI = "import sys; from nbgan_app.cli import main; sys.exit(main(sys.argv[1:]))
 
 
 
-def _train_cli(backend, tiny_toml, run):
+def _train_cli(backend, tiny_toml, run, steps=2):
     launch = (_SPLIT if backend == "tensorflow" else "") + _CLI
-    args = ["train", "--config", str(tiny_toml), "--scale", "3", "--run-dir", str(run), "--steps", "2",
+    args = ["train", "--config", str(tiny_toml), "--scale", "3", "--run-dir", str(run), "--steps", str(steps),
             "--distribute", "--quiet"]
     return subprocess.run([sys.executable, "-c", launch, *args], env=_subprocess_env(backend), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
@@ -136,6 +136,24 @@ def test_train_cli_distribute_end_to_end(backend, tiny_toml, tmp_path):
         assert all(np.isfinite(record[k]) for k in LOG_KEYS)
     assert checkpoints.latest_checkpoint(run)[0] == 2
     assert rundir.read_state(run)["state"] == "finished"
+
+
+def test_train_cli_distribute_second_stage_switches_and_resumes_on_tensorflow(tiny_toml, tmp_path):
+    """Under the mirrored strategy an optimizer's learning rate is a MirroredVariable: the second stage
+    must still read it, at the switch and at a resume after it (which sees the lowered rates, or refuses
+    the run as trained past refine_at at the first stage's rates)."""
+    from nbgan_app import checkpoints
+
+    text = tiny_toml.read_text().replace("[m3]\n", "[m3]\nrefine_at = 2\nrefine_rate = 0.1\n", 1)
+    tiny_toml.write_text(text)
+    run = tmp_path / "run"
+    first = _train_cli("tensorflow", tiny_toml, run, steps=4)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "second stage from step 2" in first.stderr
+    again = _train_cli("tensorflow", tiny_toml, run, steps=6)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "second stage" not in again.stderr  # switched once, recognised from the restored rates
+    assert checkpoints.latest_checkpoint(run)[0] == 6
 
 
 def test_train_cli_distribute_on_torch_is_input_error(tiny_toml, tmp_path):
