@@ -35,8 +35,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import keras
-
 from nbgan_app import best, checkpoints, scales
 from nbgan_app.config import Config
 from nbgan_app.errors import InputError
@@ -51,6 +49,8 @@ def _pairs(config: Config, gan) -> tuple:
 
 def switched(config: Config, gan) -> bool:
     """Whether the GAN's learning rates (restored from a checkpoint) are already the second stage's."""
+    import keras  # here: `nbgan train --device` is applied after this module is imported, before any backend
+
     # through numpy: under TensorFlow's mirrored strategy the rate's value is a MirroredVariable,
     # which float() refuses
     return any(not math.isclose(float(keras.ops.convert_to_numpy(optimizer.learning_rate)), rate, rel_tol=1e-5)
