@@ -1,4 +1,4 @@
-"""Reading and writing count cubes (DESIGN.md, "Cube files").
+"""Reading and writing count cubes (docs/design.md, "Cube files").
 
 A cube file is HDF5 with a dataset `data` holding particle counts on a regular
 periodic grid, shape (G, G, G) (or (G, G) for 2-D slices), and optionally an

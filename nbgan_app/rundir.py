@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md, "Run directory"): the only channel between a
+"""The run directory (docs/design.md, "Run directory"): the only channel between a
 training process and anything that watches it (the dashboard, the sampler).
 
 Layout of `checkpoints/<run>/`:

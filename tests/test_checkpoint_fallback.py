@@ -95,7 +95,7 @@ def test_train_resumes_exactly_from_the_checkpoint_before_a_truncated_one(tiny_c
     (lambda d: np.savez(d / STATE_FILE, v00000=np.zeros(3)), "a checkpoint of another model"),
 ], ids=["truncated", "empty", "missing", "bit-flip", "another-model"])
 def test_each_kind_of_damage_is_skipped_with_its_reason(tiny_config, run, damage, reason):
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     damage(_checkpoint(run, 4))
     gan = build_compiled_gan(tiny_config, "3")
@@ -115,7 +115,7 @@ def _to_numpy(variable):
 
 def test_a_checkpoint_of_another_shape_leaves_the_model_untouched(tiny_config, run):
     """Same number of variables, one of another shape: refused before anything is assigned."""
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     values = checkpoint_state(run, 4)
     values[0] = np.zeros(values[0].shape + (2,), values[0].dtype)
@@ -243,7 +243,7 @@ def test_nan_guard_without_a_checkpoint_says_the_run_must_be_restarted(tiny_conf
 
 
 def test_several_damaged_checkpoints_are_skipped_newest_first_and_named_in_one_line(tiny_config, run):
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     shutil.copytree(_checkpoint(run, 4), _checkpoint(run, 6))
     _truncate(_checkpoint(run, 6) / STATE_FILE)

@@ -350,7 +350,7 @@ def test_cpu_runs_bf16_reads_the_x86_flags_and_says_nothing_elsewhere():
 def test_training_warns_of_bf16_emulated_on_a_cpu_only(tiny_config, monkeypatch, precision, cpu_bf16, gpu, warned):
     import dataclasses
 
-    from nbgan_app.training import precision_warning
+    from nbgan_app.training_setup import precision_warning
 
     monkeypatch.setattr(devices, "cpu_runs_bf16", lambda: cpu_bf16)
     monkeypatch.setattr(devices, "accelerator_visible", lambda: gpu)

@@ -56,7 +56,7 @@ WEIGHT_ATOL = 1e-5
 @pytest.fixture(scope="module")
 def levels_dir(tiny_config, tiny_cubes, tmp_path_factory):
     """Each tested scale's transformed level cubes of the tiny data, as LEVELS_DIR/<scale>.npy."""
-    from nbgan_app.training import scale_levels
+    from nbgan_app.training_setup import scale_levels
 
     folder = tmp_path_factory.mktemp("levels")
     for scale in ("3", "2"):
@@ -215,7 +215,7 @@ def _train(config, scale, levels, initial, distribute):
     import keras
 
     from nbgan_app.distribute import data_parallel
-    from nbgan_app.training import build_compiled_gan, make_batches
+    from nbgan_app.training_setup import build_compiled_gan, make_batches
 
     records, seen = [], []
 

@@ -50,7 +50,7 @@ def test_traced_parameters_follow_the_lookahead_channels():
 
 @pytest.mark.parametrize("optimizer, ema", [("rmsprop", 0.0), ("adam", 0.0), ("rmsprop", 0.99)])
 def test_optimizer_bytes_are_the_optimizers_variables(optimizer, ema):
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     cfg = config("tiny", optimizer=optimizer, generator_ema=ema)
     gan = build_compiled_gan(cfg, "2")
@@ -98,7 +98,7 @@ import dataclasses, json, sys
 import numpy as np
 from nbgan_app import scales
 from nbgan_app.config import load_config
-from nbgan_app.training import build_compiled_gan
+from nbgan_app.training_setup import build_compiled_gan
 
 def status(key):
     for line in open("/proc/self/status"):

@@ -26,7 +26,7 @@ def _config(tiny_config, refine_at=AT):
 
 def _restored(config, path):
     """A built M2 GAN holding checkpoint `path`."""
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     gan = build_compiled_gan(config, "2")
     checkpoints.restore_checkpoint(path, gan)
@@ -94,7 +94,8 @@ def test_the_switch_takes_the_best_generator_and_keeps_the_critic(tiny_config, t
     rates are lowered; a later step trains on from there."""
     import keras
 
-    from nbgan_app.training import build_compiled_gan, train
+    from nbgan_app.training import train
+    from nbgan_app.training_setup import build_compiled_gan
 
     plain, config = _config(tiny_config, refine_at=0), _config(tiny_config)
     run = tmp_path / "run"
@@ -136,7 +137,8 @@ def test_a_run_trained_past_the_planned_switch_is_refused_and_left_as_it_was(tin
 def test_a_best_newer_than_the_switch_is_refused_and_the_checkpoint_kept(tiny_config, tiny_cubes, tmp_path):
     """A run resumed from before its switch whose best came later (an attempt that went past the switch,
     then fell back) cannot start the second stage from the generator an uninterrupted run did."""
-    from nbgan_app.training import build_compiled_gan, train
+    from nbgan_app.training import train
+    from nbgan_app.training_setup import build_compiled_gan
 
     run = tmp_path / "run"
     train(_config(tiny_config, refine_at=0), "2", run, steps=2, progress=False)

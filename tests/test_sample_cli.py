@@ -111,7 +111,7 @@ def test_upscale_real_held_out_cubes(tiny_runs, tiny_config, tiny_cubes, tmp_pat
     from nbgan_app.cubes import write_cube
     from nbgan_app.dataset import split_dataset
     from nbgan_app.stats.summary import summary
-    from nbgan_app.training import scale_levels
+    from nbgan_app.training_setup import scale_levels
     from nbgan_app.transforms import backward
 
     _, held_out = split_dataset(tiny_config, tiny_cubes)

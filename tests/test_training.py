@@ -149,7 +149,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tiny_cubes, 
 
 
 def test_finest_level_is_transformed_in_place_only_when_asked(tiny_config):
-    from nbgan_app.training import scale_levels
+    from nbgan_app.training_setup import scale_levels
     from nbgan_app.transforms import forward
 
     counts = np.full((2, 16, 16, 16), 3.0, np.float32)
@@ -171,7 +171,7 @@ def test_evaluation_upscales_as_nbgan_upscale_does_and_leaves_the_seed_state(tin
     from nbgan_app.cubes import load_cubes, write_cube
     from nbgan_app.dataset import split_dataset
     from nbgan_app.evaluation import Evaluator
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     gan = build_compiled_gan(tiny_config, "1")
     checkpoints.restore_checkpoint(checkpoints.latest_checkpoint(tiny_runs["1"])[1], gan)
@@ -246,7 +246,7 @@ def test_generator_ema_resumes_exactly_and_is_what_checkpoints_sample(tiny_confi
     for a, b in zip(vars_a, vars_b):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
-    from nbgan_app.training import build_compiled_gan
+    from nbgan_app.training_setup import build_compiled_gan
 
     gan = build_compiled_gan(config, "2")
     step, path = checkpoints.latest_checkpoint(tmp_path / "straight")

@@ -68,7 +68,7 @@ def _measure_mode(config, scale: str, mode: str, repeats: int) -> dict:
     import keras
     import numpy as np
 
-    from nbgan_app.training import build_compiled_gan, make_batches
+    from nbgan_app.training_setup import build_compiled_gan, make_batches
 
     jit = "on" if mode == "xla" else "off"
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, jit_compile=jit))

@@ -1,4 +1,4 @@
-"""`nbgan stats`: summary statistics of cube files or directories, as JSON (DESIGN.md layout).
+"""`nbgan stats`: summary statistics of cube files or directories, as JSON (docs/design.md layout).
 
 2-D fields are supported, through the same code path as cubes: a file whose
 `data` is (G, G), or a batch (N, G, G) of slices, gives the 2-D power

@@ -1,6 +1,6 @@
 """The sample file: streamed, chunked HDF5 output that is complete, resumable, or absent.
 
-Layout (DESIGN.md, "Sample files"):
+Layout (docs/design.md, "Sample files"):
     data               (N, S, ..., S) float32 counts (after the backward
                        transform), chunked by patch (1, p, ..., p)
     levels/<level>     the coarser levels of the chain, same layout, in the

@@ -1,6 +1,6 @@
 """Power spectrum of count fields on a periodic grid.
 
-Conventions (DESIGN.md, "Statistics"; the released evaluation and Pylians):
+Conventions (docs/design.md, "Statistics"; the released evaluation and Pylians):
 
 - Density contrast `delta = x / mean(x) - 1`, per cube.
 - `P(k) = V |delta_k|^2 / N^(2d)` with `delta_k` the unnormalised discrete

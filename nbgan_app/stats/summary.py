@@ -1,6 +1,6 @@
 """Per-cube statistics of a set of cubes, and their means and spreads (`nbgan stats --json`).
 
-`summary` returns exactly the layout DESIGN.md fixes for `stats --json`, one
+`summary` returns exactly the layout docs/design.md fixes for `stats --json`, one
 block per statistic of `registry.STATISTICS`, in its order:
 
     {"box_size": L, "n_cubes": B,

@@ -14,7 +14,7 @@ Construction (the standard one, as in Agrawal et al. 2017, on the periodic grid)
    voxel of the training cubes: the right mean, and the discreteness of particles.
 
 Units: k in h/Mpc, P in (Mpc/h)^d, box side L in Mpc/h; delta_k is the
-unnormalised FFT, P = V |delta_k|^2 / N^(2d) (DESIGN.md).
+unnormalised FFT, P = V |delta_k|^2 / N^(2d) (docs/design.md).
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def run_study(config: Config, study: StudyConfig, out: Path, progress: bool = Tr
     log("generating and scoring")
     rows = model_rows(config, study, root, evaluation) + baseline_rows(config, study, split)
     score_rows(config, study, rows, evaluation, split["box_size"])
-    from nbgan_app.training import backend_name
+    from nbgan_app.training_setup import backend_name
 
     return {"config": config.source, "study": dataclasses.asdict(study), "split": split,
             "training": training, "rows": rows, "sizes": list(config.pyramid.sizes),
