@@ -49,7 +49,7 @@ def _pairs(config: Config, gan) -> tuple:
 
 def switched(config: Config, gan) -> bool:
     """Whether the GAN's learning rates (restored from a checkpoint) are already the second stage's."""
-    import keras  # here: `nbgan train --device` is applied after this module is imported, before any backend
+    import keras  # not at the top: training imports this module before `nbgan train --device` takes effect
 
     # through numpy: under TensorFlow's mirrored strategy the rate's value is a MirroredVariable,
     # which float() refuses

@@ -67,6 +67,7 @@ def scale_levels(config: Config, scale: str, counts: np.ndarray, inplace: bool =
 
 
 def make_batches(config: Config, scale: str, levels: np.ndarray, first_step: int, steps: int):
+    """The scale's `TrainingBatches` of `levels` for generator steps first_step .. first_step + steps - 1."""
     from nbgan_app.training_data import TrainingBatches
 
     scale = scales.scale(scale)
