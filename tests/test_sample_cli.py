@@ -39,6 +39,8 @@ def valid_counts(data, shape):
     return data.shape == shape and np.all(np.isfinite(data)) and np.all(data >= 0) and data.any()
 
 
+# --- sampling and up-scaling with the tiny trained runs ---------------------------------
+
 def test_trained_chain_samples_orders_agree_and_resume_is_exact(tiny_runs, tmp_path, capsys, monkeypatch):
     from nbgan_app.sampling import runs as sampling_runs
 
@@ -180,6 +182,8 @@ def test_one_latent_scheme_in_memory_and_in_files(tiny_runs, tiny_config, tiny_c
     fake, _ = run_steps([load_step(tiny_runs["1"])], len(held_out), 7, level_of(tiny_config, held_out, 8))
     np.testing.assert_array_equal(fake, read(tmp_path / "up.h5")[0])
 
+
+# --- bad input: exit 2, one line naming the culprit, nothing overwritten -------------------
 
 @pytest.fixture(scope="module")
 def bad_runs(tiny_runs, tmp_path_factory):
@@ -351,6 +355,8 @@ def test_chain_messages_name_the_culprit(tiny_runs, bad_runs, tmp_path, capsys):
     bad(base[:2] + ["2"] + base[3:] + ["--chain", full, "--resume"], capsys, f"{out} was written with --n 1, not 2")
     assert files_in(tmp_path) == before
 
+
+# --- the progress line ----------------------------------------------------------------------
 
 def test_progress_is_one_line_with_an_eta():
     """Not a terminal: a few tens of lines the dashboard parses, each with the share done and an ETA."""

@@ -92,6 +92,8 @@ class PatchFake:
         return np.stack(out)[..., None]
 
 
+# --- the patch sampler with fakes that check every window: orders, files, resume -------------
+
 def two_level_plans(n, patch, factor, ndim):
     coarse_side = n * patch // factor
     return [LevelPlan(2, coarse_side, coarse_side, None, 3, FAKE_RUN, "levels/2"),
@@ -457,6 +459,8 @@ def test_a_chain_names_the_scale_it_lacks(tiny_config, tmp_path):
         plan_chain(runs_of(tiny_config, ["1"], tmp_path), size=6, given_input=True)
 
 
+# --- workers' shards ----------------------------------------------------------------------
+
 def test_cube_ranges_merge_into_the_file_of_one_run(tmp_path):
     """Workers' shards (`first_cube` keys the noise) merged: the single run's datasets, chunks, flags, attrs."""
     from nbgan_app.sampling import shards
@@ -501,6 +505,8 @@ def test_cube_ranges_merge_into_the_file_of_one_run(tmp_path):
         assert dict(two.attrs) == dict(one.attrs) and bool(two.attrs["complete"])
         assert one["data"][()].any() and one["progress/data"][()].all()
 
+
+# --- the generators' forward pass: rows independent, compiled equals eager -----------------
 
 @pytest.mark.parametrize("scale", ["3", "2"])
 def test_a_generated_row_does_not_depend_on_the_rows_called_with_it(tiny_config, scale):
