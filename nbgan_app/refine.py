@@ -13,11 +13,13 @@ statistics on the validation boxes (docs/quality.md). A scale section's
 - the critic and both optimizers' moments stay as they are;
 - both learning rates become the config's times `refine_rate`;
 - an up-scaler's generator losses take the second stage's weights
-  (`refine_count_weight`, `refine_spectrum_weight`), again at every resume
-  after the switch (`resume`);
+  (`refine_count_weight`, `refine_spectrum_weight`), unless `refine_losses_at`
+  starts them at a later checkpoint step (`losses_at`), and again at every
+  resume at or after that step (`resume`);
 
 then the switch is checkpointed at that step, replacing the checkpoint the
-first stage wrote there.
+first stage wrote there. From the switch on, the monitor scores the generator
+every `refine_eval_every` steps where that is set (`eval_every`).
 
 The optimizers keep their learning rates among their variables, so a
 checkpoint says by itself whether its run has switched: rates below the
@@ -57,18 +59,45 @@ def switched(config: Config, gan) -> bool:
                for optimizer, rate in _pairs(config, gan))
 
 
-def _losses(config: Config, scale: str | Scale, gan) -> None:
+def losses_at(config: Config, scale: str | Scale) -> int:
+    """The generator step the second stage's losses start at: `refine_losses_at`, else the switch
+    (`refine_at`; 0 for a scale without a second stage)."""
+    model = config.model(scale)
+    return getattr(model, "refine_losses_at", 0) or model.refine_at
+
+
+def start_losses(config: Config, scale: str | Scale, gan) -> None:
     """Give an up-scaler the second stage's count and spectrum loss weights, where it has any."""
     weights = config.second_stage_losses(scale)
     if any(weights):
         gan.set_generator_losses(*weights)
 
 
-def resume(config: Config, scale: str | Scale, gan) -> None:
-    """A run resumed in its second stage (its restored rates say so) trains with that stage's loss
-    weights again: they are settings, not among a checkpoint's variables."""
-    if switched(config, gan):
-        _losses(config, scale, gan)
+def losses_step(config: Config, scale: str | Scale, start: int, total: int) -> int | None:
+    """The step after the switch at which this training call (from `start` to `total`) starts the
+    second stage's losses (`start_losses`, before that step's training), or None: none planned after
+    the switch, or not within the call (a resume at or past it sets them, `resume`)."""
+    at = losses_at(config, scale)
+    if at == config.model(scale).refine_at or not any(config.second_stage_losses(scale)):
+        return None
+    return at if start < at < total else None
+
+
+def resume(config: Config, scale: str | Scale, gan, start: int) -> None:
+    """A run resumed at `start` in its second stage (its restored rates say so), at or past the step
+    its losses start at, trains with those loss weights again: they are settings, not among a
+    checkpoint's variables."""
+    if switched(config, gan) and start >= losses_at(config, scale):
+        start_losses(config, scale, gan)
+
+
+def eval_every(config: Config, scale: str | Scale, step: int) -> int:
+    """The monitor's spacing at generator `step`: `refine_eval_every` after the switch where it is
+    set, else `train.eval_every`."""
+    model = config.model(scale)
+    if model.refine_at and model.refine_eval_every and step > model.refine_at:
+        return model.refine_eval_every
+    return config.train.eval_every
 
 
 def switch_step(config: Config, scale: str | Scale, run_dir: Path, gan, start: int, total: int) -> int | None:
@@ -108,7 +137,8 @@ def switch(config: Config, scale: str | Scale, run_dir: Path, gan, step: int, ch
     rate = config.model(scale).refine_rate
     for optimizer, first in _pairs(config, gan):
         optimizer.learning_rate = first * rate
-    _losses(config, scale, gan)
+    if losses_at(config, scale) == step:
+        start_losses(config, scale, gan)
     if chief:
         source = f"its best generator (step {best_step})" if best_step >= 0 else "its own generator (no best yet)"
         checkpoints.note(f"run {run_dir}: second stage from step {step}: {source}, learning rates x{rate:g}")

@@ -25,9 +25,10 @@ from nbgan_app.outputs import check_output_dir
 _RESUMABLE_TRAIN_KEYS = ("steps", "eval_every", "eval_samples", "best_count_tolerance")
 # keys of the scale's section a resume may change: the second stage is planned like the step budget; a run
 # already past the step it names is refused at resume (`nbgan_app.refine.switch_step`), and one already
-# switched keeps the rates it restores and trains on with the second stage's loss weights it is given
-# (`record_plan` writes them into its config.json)
-_RESUMABLE_MODEL_KEYS = ("refine_at", "refine_rate", "refine_count_weight", "refine_spectrum_weight")
+# switched keeps the rates it restores and trains on with the second stage's loss weights, their start and
+# monitor spacing it is given (`record_plan` writes them into its config.json)
+_RESUMABLE_MODEL_KEYS = ("refine_at", "refine_rate", "refine_eval_every", "refine_count_weight",
+                         "refine_spectrum_weight", "refine_losses_at")
 
 
 def _comparable(table: dict, scale: str) -> dict:

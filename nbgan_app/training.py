@@ -22,8 +22,9 @@ checkpoints to resume from the same one, and every refusal or stop request is
 agreed by all processes, so none is left waiting for the others.
 
 A scale's second stage (`refine`: from the run's best generator, at lower
-learning rates) splits the call's `fit` in two at its switch, which is
-checkpointed; the rates restored with a checkpoint say which stage it is in.
+learning rates) splits the call's `fit` at its switch, which is checkpointed,
+and again where its losses start later; the rates restored with a checkpoint
+say which stage it is in.
 
 Logged losses are means over the log interval (the trackers are reset after
 each log line); checkpoints fall on log boundaries (config check), so the
@@ -110,7 +111,7 @@ def make_monitor(config, scale, run_dir, gan_evaluator, start_step, total_steps,
                     self.failure = {k: record[k] for k in rundir.LOSSES if not math.isfinite(record[k])}
                     self.model.stop_training = True
                     return
-                if self.step % train.eval_every == 0 or self.step == total_steps:
+                if self.step % refine.eval_every(config, scale, self.step) == 0 or self.step == total_steps:
                     with self.model.sampling_weights():  # score what sampling will use
                         record.update(gan_evaluator(self.model, self.step))
                 if chief:
@@ -219,12 +220,13 @@ def _non_finite_message(run_dir: Path, step: int, losses: dict, damaged: set[int
     return f"run {run_dir}: non-finite loss at step {step} ({values}); training stopped; {after}"
 
 
-def _stages(start: int, at: int | None, total: int) -> list[tuple[int, int]]:
-    """The (first, last) steps of each `fit` of a training call: one, or two split at the second stage's
-    switch `at` (`refine.switch_step`); the switch happens before the stage that begins at `at`."""
-    if at is None:
-        return [(start, total)]
-    return ([(start, at)] if start < at else []) + [(at, total)]
+def _stages(start: int, cuts: list[int | None], total: int) -> list[tuple[int, int]]:
+    """The (first, last) steps of each `fit` of a training call, split at each of `cuts` (None: no cut)
+    within [start, total): the second stage's switch (`refine.switch_step`), which happens before the
+    stage that begins at it, and the start of its losses (`refine.losses_step`), which are constants of
+    a traced train step."""
+    bounds = sorted({start, total, *(c for c in cuts if c is not None and start <= c < total)})
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _switch(config: Config, scale: str, run_dir: Path, gan, at: int, backend: str, damaged: set[int],
@@ -306,7 +308,8 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
                 write_state(run_dir, "finished", start)
                 return _result(run_dir, start, total, "finished", start)
             at = refine.switch_step(config, scale, run_dir, gan, start, total)  # refuses before "running"
-            refine.resume(config, scale, gan)  # a run resumed in its second stage gets its losses again
+            losses = refine.losses_step(config, scale, start, total)
+            refine.resume(config, scale, gan, start)  # a run resumed in its second stage gets its losses again
             if on_run_dir is not None and chief:
                 on_run_dir(run_dir)
             if chief:  # a best scored on another number of monitor cubes competes on equal terms
@@ -321,11 +324,13 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             levels = scale_levels(config, scale, train_counts, inplace=True)
             try:
                 with reporter, stop:
-                    for first, last in _stages(start, at, total):
+                    for first, last in _stages(start, [at, losses], total):
+                        if first != start and (monitor.failure or monitor.stopped):
+                            break
                         if first == at:
-                            if monitor.failure or monitor.stopped:
-                                break
                             _switch(config, scale, run_dir, gan, at, backend, damaged, chief)
+                        if first == losses:
+                            refine.start_losses(config, scale, gan)
                         batches = process_rows(make_batches(config, scale, levels, first, last - first))
                         gan.fit(batches, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
             except Exception as exc:  # noqa: BLE001 - an OOM at the first step is the user's to fix

@@ -262,6 +262,17 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
      "m1.refine_count_weight and refine_spectrum_weight weigh the losses of a second stage; set m1.refine_at"),
     (lambda t: t["m2"].update(refine_at=2, refine_count_weight=-1.0),
      "m2.refine_count_weight: expected a loss weight >= 0"),
+    (lambda t: t["m3"].update(refine_eval_every=-1), "m3.refine_eval_every: expected the monitor's spacing"),
+    (lambda t: t["m3"].update(refine_eval_every=2), "m3.refine_eval_every spaces the monitor in a second stage; "
+                                                    "set m3.refine_at"),
+    (lambda t: t["m1"].update(refine_at=2, refine_losses_at=4),
+     "m1.refine_losses_at starts the second stage's losses; m1.refine_count_weight and refine_spectrum_weight "
+     "are 0"),
+    (lambda t: t["m1"].update(refine_at=4, refine_count_weight=1.0, refine_losses_at=4),
+     "m1.refine_losses_at: expected a multiple of train.checkpoint_every 2 after m1.refine_at 4"),
+    (lambda t: t["m2"].update(refine_at=2, refine_count_weight=1.0, refine_losses_at=5),
+     "m2.refine_losses_at: expected a multiple of train.checkpoint_every 2 after m2.refine_at 2"),
+    (lambda t: t["m3"].update(refine_losses_at=4), "m3.refine_losses_at: not a key of [m3]"),
     (lambda t: t["m1"].update(spectrum_weight=-1.0), "m1.spectrum_weight: expected a loss weight >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),

@@ -1,4 +1,5 @@
-"""A scale's second stage (`refine_at`, `refine_rate`): the switch and exact resumes across it. Every backend."""
+"""A scale's second stage (`refine_at`, `refine_rate`, its losses and their start, its monitor spacing): the
+switch and exact resumes across it. Every backend."""
 
 import dataclasses
 import json
@@ -85,6 +86,52 @@ def test_the_second_stage_trains_with_its_losses_and_resumes_with_them(tiny_conf
     for a, b in zip(generator("plain", 2), generator("straight", 2)):
         np.testing.assert_array_equal(a, b)  # the first stage has no losses
     assert any(np.abs(a - b).max() > 0 for a, b in zip(generator("plain", 4), generator("straight", 4)))
+
+
+def test_losses_planned_after_the_switch_start_there_and_resumes_agree(tiny_config, tiny_cubes, tmp_path):
+    """`refine_losses_at = 4` with the switch at 2: to step 4 the run equals one without losses, then it
+    does not; 6 uninterrupted steps (the call's fit cut at 4) equal 4 + 2 (the resume at 4 sets them)
+    and 3 + 3 (the resume at 3 cuts at 4)."""
+    from nbgan_app.training import train
+
+    plain = _config(tiny_config)
+    late = dataclasses.replace(plain, m2=dataclasses.replace(plain.m2, refine_count_weight=1.0,
+                                                             refine_spectrum_weight=1.0, refine_losses_at=4))
+    train(plain, "2", tmp_path / "plain", steps=6, progress=False)
+    train(late, "2", tmp_path / "straight", steps=6, progress=False)
+    train(late, "2", tmp_path / "halves", steps=4, progress=False)
+    train(late, "2", tmp_path / "halves", steps=6, progress=False)
+    asked = []
+    assert train(late, "2", tmp_path / "stopped", steps=6, progress=False,
+                 should_stop=lambda: asked.append(1) or len(asked) >= 3)["step"] == 3
+    train(late, "2", tmp_path / "stopped", steps=6, progress=False)
+    for run in ("halves", "stopped"):
+        assert_trained_alike(tmp_path / "straight", tmp_path / run, 6)
+
+    def generator(run, step):
+        path = dict(checkpoints.list_checkpoints(tmp_path / run))[step]
+        return _restored(late, path).generator.get_weights()
+
+    for a, b in zip(generator("plain", 4), generator("straight", 4)):
+        np.testing.assert_array_equal(a, b)  # no losses before their start
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(generator("plain", 6), generator("straight", 6)))
+
+
+def test_the_second_stage_has_its_own_monitor_spacing(tiny_config, tiny_cubes, tmp_path):
+    """`refine_eval_every = 1` with `train.eval_every = 4` and the switch at 2: the monitor scores steps 4
+    (the first stage's spacing) and then every step after the switch; a run without it scores 4 and 6."""
+    from nbgan_app.training import train
+
+    spaced = _config(tiny_config)
+    spaced = dataclasses.replace(spaced, train=dataclasses.replace(spaced.train, eval_every=4))
+    fine = dataclasses.replace(spaced, m2=dataclasses.replace(spaced.m2, refine_eval_every=1))
+
+    def scored(config, run):
+        train(config, "2", tmp_path / run, steps=6, progress=False)
+        return [r["step"] for r in rundir.read_metrics(tmp_path / run) if "monitor_error" in r]
+
+    assert scored(spaced, "spaced") == [4, 6]
+    assert scored(fine, "fine") == [3, 4, 5, 6]
 
 
 def test_the_switch_takes_the_best_generator_and_keeps_the_critic(tiny_config, tiny_cubes, tmp_path):

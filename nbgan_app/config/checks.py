@@ -33,6 +33,22 @@ def _all_positive(key: str, values: tuple, allow_empty: bool = True) -> None:
             raise InputError(f"{key}[{i}]: expected > 0. Received: {value}")
 
 
+def _check_losses_start(config: Config, scale: scales.Scale, name: str, model) -> None:
+    """`refine_losses_at`: 0 (the losses from the switch), or a checkpoint step after `refine_at` of a
+    second stage that has losses; on a checkpoint boundary so that a resume there sets them as an
+    uninterrupted run does (`nbgan_app.refine`)."""
+    at = model.refine_losses_at
+    if not at:
+        return
+    if not any(config.second_stage_losses(scale)):
+        raise InputError(f"{name}.refine_losses_at starts the second stage's losses; {name}.refine_count_weight "
+                         f"and refine_spectrum_weight are 0")
+    if at <= model.refine_at or at % config.train.checkpoint_every:
+        raise InputError(f"{name}.refine_losses_at: expected a multiple of train.checkpoint_every "
+                         f"{config.train.checkpoint_every} after {name}.refine_at {model.refine_at}, or 0 for the "
+                         f"losses from the switch. Received: {at}")
+
+
 def _check_evaluation(config: Config) -> None:
     """The in-training evaluation's counts: a score compares >= 2 real with >= 2 generated cubes."""
     if config.train.eval_samples < 2:
@@ -50,7 +66,13 @@ def _check_second_stage(config: Config, name: str, model) -> None:
     if not 0 < model.refine_rate < 1:
         raise InputError(f"{name}.refine_rate: expected a factor of the learning rates in (0, 1). "
                          f"Received: {model.refine_rate}")
+    if model.refine_eval_every < 0:
+        raise InputError(f"{name}.refine_eval_every: expected the monitor's spacing in the second stage, in "
+                         f"generator steps, or 0 for train.eval_every. Received: {model.refine_eval_every}")
     if not model.refine_at:
+        if model.refine_eval_every:
+            raise InputError(f"{name}.refine_eval_every spaces the monitor in a second stage; set "
+                             f"{name}.refine_at to plan one")
         return
     if model.refine_at % config.train.checkpoint_every:
         raise InputError(f"{name}.refine_at: {model.refine_at} is not a multiple of train.checkpoint_every "
@@ -102,6 +124,7 @@ def _check_models(config: Config) -> None:
             if any(config.second_stage_losses(scale)) and not model.refine_at:
                 raise InputError(f"{name}.refine_count_weight and refine_spectrum_weight weigh the losses of a "
                                  f"second stage; set {name}.refine_at to plan one")
+            _check_losses_start(config, scale, name, model)
             if model.residual_bound and model.upscaler == "direct":
                 raise InputError(f"{name}.residual_bound bounds the residual up-scaler's output; "
                                  f"{name}.upscaler is {model.upscaler!r}")

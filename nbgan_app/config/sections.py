@@ -108,6 +108,11 @@ class ModelConfig:
     # improved on all three statistics (docs/quality.md)
     refine_at: int = 0
     refine_rate: float = 0.1
+    # the monitor's spacing in generator steps from the switch on (0: train.eval_every). At a tenth of the
+    # rate the generator moves slowly and the mean-count guard turns most evaluations away: the demo's M1
+    # kept its first stage's best with the monitor every 500 steps, a second-stage one every 100
+    # (docs/quality.md)
+    refine_eval_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,9 @@ class UpscalerConfig(PatchModelConfig):
     # fourfold where from the first step it had not helped (docs/quality.md)
     refine_count_weight: float = 0.0
     refine_spectrum_weight: float = 0.0
+    # the generator step those losses start at (0: the switch; else a checkpoint step after it). The
+    # shipped demo M1 trained 1500 steps of its second stage before them (docs/quality.md)
+    refine_losses_at: int = 0
     # the generator, and its critic in the target octant, also see the coarse patches of the target's
     # neighbours past its high faces, generated after it at its own level but already made at the
     # coarser one (windows.py); the thesis's conditioning is the coarse target alone. On M1 it was level
