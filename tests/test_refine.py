@@ -118,8 +118,8 @@ def test_losses_planned_after_the_switch_start_there_and_resumes_agree(tiny_conf
 
 
 def test_the_second_stage_has_its_own_monitor_spacing(tiny_config, tiny_cubes, tmp_path):
-    """`refine_eval_every = 1` with `train.eval_every = 4` and the switch at 2: the monitor scores steps 4
-    (the first stage's spacing) and then every step after the switch; a run without it scores 4 and 6."""
+    """`refine_eval_every = 1` with `train.eval_every = 4` and the switch at 2: the monitor scores every
+    step after the switch (3 to 6); a run without it scores step 4 and the last, 6."""
     from nbgan_app.training import train
 
     spaced = _config(tiny_config)

@@ -108,10 +108,9 @@ class ModelConfig:
     # improved on all three statistics (docs/quality.md)
     refine_at: int = 0
     refine_rate: float = 0.1
-    # the monitor's spacing in generator steps from the switch on (0: train.eval_every). At a tenth of the
-    # rate the generator moves slowly and the mean-count guard turns most evaluations away: the demo's M1
-    # kept its first stage's best with the monitor every 500 steps, a second-stage one every 100
-    # (docs/quality.md)
+    # the monitor's spacing in generator steps from the switch on (0: train.eval_every). The mean-count
+    # guard turns most of the demo M1's second-stage evaluations away: every 500 steps, a retrain keeps a
+    # step from before its losses' start, every 100 a later one (docs/quality.md)
     refine_eval_every: int = 0
 
 
