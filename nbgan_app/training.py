@@ -272,7 +272,7 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
     from nbgan_app.dataset import load_dataset, split_dataset
     from nbgan_app.distribute import (adapt_model, any_process, check_distribute, data_parallel, process_rows,
                                       start_processes, together)
-    from nbgan_app.evaluation import Evaluator
+    from nbgan_app.evaluation import Evaluator, monitor_cubes
     from nbgan_app.progress import StepReporter
     from nbgan_app.run_setup import check_run_dir, prepare_run_dir, record_plan
 
@@ -299,7 +299,9 @@ def train(config: Config, scale: str, run_dir: Path, steps: int | None = None,
             gan = adapt_model(build_compiled_gan(config, scale))
             if chief and (warning := precision_warning(config)):
                 print(warning, file=sys.stderr, flush=True)
-            evaluator = Evaluator(config, scale, held_out, box_size, run_dir) if chief else lambda gan, step: {}
+            # the chief alone evaluates; its monitor's fresh boxes, where the scale has them, are simulated here
+            evaluator = (Evaluator(config, scale, monitor_cubes(config, scale, held_out, progress is not False),
+                                   box_size, run_dir) if chief else lambda gan, step: {})
             if chief:
                 run_dir = prepare_run_dir(config, scale, run_dir, backend, parents)
         with _run_lock(run_dir, chief):

@@ -116,6 +116,31 @@ def test_training_keeps_the_best_evaluation_and_sampling_uses_it(tmp_path, tiny_
     assert checkpoint_of(load_run(run)) == (chosen, directory)
 
 
+def test_a_scale_with_monitor_boxes_scores_against_fresh_boxes(tmp_path, tiny_config, tiny_cubes, monkeypatch):
+    """`m2.monitor_boxes = 2`: M2's monitor scores against 2 fresh PM boxes (seeds past the suite's, simulated
+    into `<cache>-monitor`), not the suite's held-out cubes, and keeps its best by them."""
+    import numpy as np
+
+    from nbgan_app import evaluation
+    from nbgan_app.dataset import load_dataset
+    from nbgan_app.study.quality import fresh_boxes
+    from nbgan_app.training import train
+
+    config = dataclasses.replace(tiny_config, m2=dataclasses.replace(tiny_config.m2, monitor_boxes=2))
+    seen = []
+    build = evaluation.Evaluator.__init__
+    monkeypatch.setattr(evaluation.Evaluator, "__init__",
+                        lambda self, config, scale, cubes, *rest: seen.append(cubes) or build(self, config, scale,
+                                                                                               cubes, *rest))
+    run = tmp_path / "m2"
+    train(config, "2", run, steps=2, progress=False)
+    fresh = fresh_boxes(config, 2, "-monitor", evaluation.MONITOR_SEED_OFFSET, progress=False)[0]
+    suite, _ = load_dataset(config, progress=False)
+    assert len(seen) == 1 and np.array_equal(seen[0], fresh)
+    assert not any(np.array_equal(fresh[0], cube) for cube in suite)
+    assert _errors(run) and best.read_best(run)[0] == 2
+
+
 def test_training_keeps_the_best_within_the_mean_count_guard(tmp_path, tiny_config, tiny_cubes):
     """Every scored record carries its mean count ratio; with a guard, the kept best is the lowest error
     among the evaluations within it (training is exact, so the same run from scratch repeats its scores)."""

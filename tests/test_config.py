@@ -273,6 +273,9 @@ def test_a_resume_ignores_other_scales_architectures_but_not_its_own(tmp_path):
     (lambda t: t["m2"].update(refine_at=2, refine_count_weight=1.0, refine_losses_at=5),
      "m2.refine_losses_at: expected a multiple of train.checkpoint_every 2 after m2.refine_at 2"),
     (lambda t: t["m3"].update(refine_losses_at=4), "m3.refine_losses_at: not a key of [m3]"),
+    (lambda t: t["m1"].update(monitor_boxes=1), "m1.monitor_boxes: expected 0 (the held-out cubes) or at least 2"),
+    (lambda t: (t.update(data={"dir": "cubes", "box_size": 64.0}), t["m3"].update(monitor_boxes=4)),
+     "m3.monitor_boxes: fresh monitor boxes are simulated; give a [data.simulation] or set m3.monitor_boxes = 0"),
     (lambda t: t["m1"].update(spectrum_weight=-1.0), "m1.spectrum_weight: expected a loss weight >= 0"),
     (lambda t: t["train"].update(generator_learning_rate=float("nan")), "train.generator_learning_rate: "
                                                                          "expected a finite number"),

@@ -49,6 +49,18 @@ def _check_losses_start(config: Config, scale: scales.Scale, name: str, model) -
                          f"losses from the switch. Received: {at}")
 
 
+def _check_monitor_boxes(config: Config, name: str, model) -> None:
+    """`monitor_boxes`: 0 (the held-out cubes), or at least 2 fresh boxes (a score compares at least 2 real
+    cubes) of a config that simulates its data."""
+    n = model.monitor_boxes
+    if n < 0 or n == 1:
+        raise InputError(f"{name}.monitor_boxes: expected 0 (the held-out cubes) or at least 2 fresh boxes. "
+                         f"Received: {n}")
+    if n and config.data.simulation is None:
+        raise InputError(f"{name}.monitor_boxes: fresh monitor boxes are simulated; give a [data.simulation] "
+                         f"or set {name}.monitor_boxes = 0")
+
+
 def _check_evaluation(config: Config) -> None:
     """The in-training evaluation's counts: a score compares >= 2 real with >= 2 generated cubes."""
     if config.train.eval_samples < 2:
@@ -92,6 +104,7 @@ def _check_models(config: Config) -> None:
             _all_positive(f"{name}.{key}", getattr(model, key))
         if len(model.critic_filters) != len(model.critic_strides):
             raise InputError(f"{name}.critic_filters and {name}.critic_strides differ in length")
+        _check_monitor_boxes(config, name, model)
         if not scale.whole_cube and not 0 <= model.critic_margin <= config.pyramid.patch:
             raise InputError(f"{name}.critic_margin: expected 0 to the patch side {config.pyramid.patch} "
                              f"(0 = the whole window). Received: {model.critic_margin}")
