@@ -24,9 +24,9 @@ With `data.held_out = 0` there is nothing to score against, and the evaluation
 is off: nothing is generated or written, and records carry the losses only.
 
 A scale's `monitor_boxes = N` scores against N fresh PM boxes instead
-(`monitor_cubes`: seeds from `MONITOR_SEED_OFFSET` past the suite's first,
-apart from the suite, the validation boxes and the test boxes; cached in
-`<cache>-monitor`). The held-out cubes stay out of training either way.
+(`monitor_cubes`, `study.quality.monitor_boxes`: seeds apart from the suite,
+the validation boxes and the test boxes; cached in `<cache>-monitor`). The
+held-out cubes stay out of training either way.
 """
 
 from __future__ import annotations
@@ -45,20 +45,15 @@ from nbgan_app.scales import Scale
 from nbgan_app.transforms import backward
 
 
-# the monitor boxes' first seed past the suite's: the suite and the validation boxes come before it, the
-# test boxes (`study.quality.TEST_SEED_OFFSET`) after
-MONITOR_SEED_OFFSET = 10000
-
-
 def monitor_cubes(config: Config, scale: str | Scale, held_out: np.ndarray, progress: bool = True) -> np.ndarray:
     """The count cubes a scale's monitor scores against: `held_out`, or the scale's `monitor_boxes` fresh PM
     boxes of the config's simulation (simulated once into `<cache>-monitor`)."""
     n = config.model(scale).monitor_boxes
     if not n:
         return held_out
-    from nbgan_app.study.quality import fresh_boxes
+    from nbgan_app.study.quality import monitor_boxes
 
-    return fresh_boxes(config, n, "-monitor", MONITOR_SEED_OFFSET, progress)[0]
+    return monitor_boxes(config, n, progress)[0]
 
 
 class Evaluator:

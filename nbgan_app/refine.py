@@ -77,10 +77,8 @@ def losses_step(config: Config, scale: str | Scale, start: int, total: int) -> i
     """The step after the switch at which this training call (from `start` to `total`) starts the
     second stage's losses (`start_losses`, before that step's training), or None: none planned after
     the switch, or not within the call (a resume at or past it sets them, `resume`)."""
-    at = losses_at(config, scale)
-    if at == config.model(scale).refine_at or not any(config.second_stage_losses(scale)):
-        return None
-    return at if start < at < total else None
+    at = losses_at(config, scale)  # a later start needs loss weights (config check)
+    return at if at != config.model(scale).refine_at and start < at < total else None
 
 
 def resume(config: Config, scale: str | Scale, gan, start: int) -> None:
@@ -95,7 +93,7 @@ def eval_every(config: Config, scale: str | Scale, step: int) -> int:
     """The monitor's spacing at generator `step`: `refine_eval_every` after the switch where it is
     set, else `train.eval_every`."""
     model = config.model(scale)
-    if model.refine_at and model.refine_eval_every and step > model.refine_at:
+    if model.refine_eval_every and step > model.refine_at:  # set only with a second stage (config check)
         return model.refine_eval_every
     return config.train.eval_every
 

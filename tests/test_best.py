@@ -123,7 +123,7 @@ def test_a_scale_with_monitor_boxes_scores_against_fresh_boxes(tmp_path, tiny_co
 
     from nbgan_app import evaluation
     from nbgan_app.dataset import load_dataset
-    from nbgan_app.study.quality import fresh_boxes
+    from nbgan_app.study.quality import MONITOR_SEED_OFFSET, fresh_boxes
     from nbgan_app.training import train
 
     config = dataclasses.replace(tiny_config, m2=dataclasses.replace(tiny_config.m2, monitor_boxes=2))
@@ -134,7 +134,7 @@ def test_a_scale_with_monitor_boxes_scores_against_fresh_boxes(tmp_path, tiny_co
                                                                                                cubes, *rest))
     run = tmp_path / "m2"
     train(config, "2", run, steps=2, progress=False)
-    fresh = fresh_boxes(config, 2, "-monitor", evaluation.MONITOR_SEED_OFFSET, progress=False)[0]
+    fresh = fresh_boxes(config, 2, "-monitor", MONITOR_SEED_OFFSET, progress=False)[0]
     suite, _ = load_dataset(config, progress=False)
     assert len(seen) == 1 and np.array_equal(seen[0], fresh)
     assert not any(np.array_equal(fresh[0], cube) for cube in suite)

@@ -93,11 +93,14 @@ def markdown_table(rows: dict[str, dict], n_real: int) -> list[str]:
 # Seeds of the test boxes start this far after the training suite's first seed: clear of the
 # training suite and of the ablation's validation boxes, which directly follow the suite.
 TEST_SEED_OFFSET = 100_000
+# Seeds of a scale's fresh monitor boxes (`monitor_boxes`): after the suite and the validation boxes,
+# before the test boxes.
+MONITOR_SEED_OFFSET = 10_000
 
 
 def fresh_boxes(config, n: int, suffix: str, seed_offset: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
     """(counts, box size, description) of `n` PM boxes of the config's simulation with seeds from
-    `seed + seed_offset`, cached in `<cache><suffix>`: boxes no model trains or monitors on."""
+    `seed + seed_offset`, cached in `<cache><suffix>`: boxes no model trains on."""
     import dataclasses
 
     from nbgan_app.cubes import list_cube_files, load_cubes
@@ -129,6 +132,11 @@ def validation_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray,
     """
     sim = config.data.simulation
     return fresh_boxes(config, n, "-eval", sim.boxes if sim else 0, progress)
+
+
+def monitor_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
+    """`n` boxes a scale's training monitor scores against (its `monitor_boxes`), cached in `<cache>-monitor`."""
+    return fresh_boxes(config, n, "-monitor", MONITOR_SEED_OFFSET, progress)
 
 
 def test_boxes(config, n: int, progress: bool = True) -> tuple[np.ndarray, float, str]:
